@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Per-connection state of the socket tracer, and how a finished transaction
+ * becomes an event. Pure C: the BPF program fills events from it as responses
+ * complete, and user space reads the same map to report requests that timed
+ * out, with the same function.
+ */
+#ifndef SONDE_CONN_H
+#define SONDE_CONN_H
+
+#include "events.h"
+#include "proto/http1.h"
+
+/* sonde_conn.role_hint: what connect()/accept() said before any data. */
+enum sonde_conn_hint { SONDE_HINT_NONE = 0, SONDE_HINT_CONNECT = 1, SONDE_HINT_ACCEPT = 2 };
+
+/*
+ * Value of the `conns` map. Key: the kernel's struct sock address, which
+ * names the connection whichever process or fd uses it.
+ */
+struct sonde_conn {
+	struct h1_conn h1;
+	__u8 laddr[16];   /* local address (IPv4 in the first 4 bytes) */
+	__u8 raddr[16];   /* remote address */
+	__u16 lport;      /* host order */
+	__u16 rport;
+	__u8 family;      /* enum sonde_family */
+	__u8 proto;       /* enum sonde_proto; NONE once inference gave up */
+	__u8 infer_tries; /* syscalls whose first bytes matched no protocol */
+	__u8 role_hint;   /* enum sonde_conn_hint */
+	__u64 created_ns;
+};
+
+/* The role of the traced process follows from the stream requests travel on. */
+SONDE_INLINE __u8 sonde_conn_role(const struct sonde_conn *c)
+{
+	if (c->h1.req_dir == H1_DIR_SEND)
+		return SONDE_ROLE_CLIENT;
+	if (c->h1.req_dir == H1_DIR_RECV)
+		return SONDE_ROLE_SERVER;
+	return SONDE_ROLE_UNKNOWN;
+}
+
+SONDE_INLINE void sonde_copy16(__u8 *dst, const __u8 *src)
+{
+	__u32 i;
+
+	for (i = 0; i < 16; i++)
+		dst[i] = src[i];
+}
+
+/* Fill everything of an L7 event that comes from the connection and the slot;
+ * the caller adds comm. */
+SONDE_INLINE void sonde_fill_l7_event(struct sonde_l7_event *e, __u64 conn_id,
+				       const struct sonde_conn *c, const struct h1_slot *s,
+				       __u16 status, __u64 resp_bytes, __u64 ts_end, __u8 flags)
+{
+	__u8 role = sonde_conn_role(c);
+	__u32 i;
+
+	e->kind = SONDE_EV_L7;
+	e->pid = s->pid;
+	e->tid = s->tid;
+	e->status = status;
+	e->proto = SONDE_PROTO_HTTP1;
+	e->role = role;
+	e->ts_ns = s->ts_start;
+	e->latency_ns = (flags & SONDE_F_TIMEOUT) || ts_end < s->ts_start ? 0 : ts_end - s->ts_start;
+	e->conn_id = conn_id;
+	e->req_bytes = s->req_bytes;
+	e->resp_bytes = resp_bytes;
+	e->ep.family = c->family;
+	if (role == SONDE_ROLE_SERVER) {
+		sonde_copy16(e->ep.saddr, c->raddr);
+		sonde_copy16(e->ep.daddr, c->laddr);
+		e->ep.sport = c->rport;
+		e->ep.dport = c->lport;
+	} else {
+		sonde_copy16(e->ep.saddr, c->laddr);
+		sonde_copy16(e->ep.daddr, c->raddr);
+		e->ep.sport = c->lport;
+		e->ep.dport = c->rport;
+	}
+	e->ep._pad[0] = e->ep._pad[1] = e->ep._pad[2] = 0;
+	e->_pad = 0;
+	e->_pad2 = 0;
+	e->method = s->method;
+	e->flags = flags;
+	e->path_len = s->path_len > SONDE_PATH_MAX ? SONDE_PATH_MAX : s->path_len;
+	for (i = 0; i < SONDE_PATH_MAX; i++)
+		e->path[i] = s->path[i];
+}
+
+#endif /* SONDE_CONN_H */

@@ -1,0 +1,715 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Socket tracer: syscall tracepoints on the read/write family see every byte a
+ * process moves through a stream socket. Bytes are parsed right here (HTTP/1
+ * today) and one event per completed transaction goes to user space.
+ *
+ * Flow of one syscall:
+ *   sys_enter_X  fd -> struct socket (CO-RE walk of the fd table); non-socket
+ *                fds leave after that walk. Arguments parked in `inflight`.
+ *   sys_exit_X   bytes moved are known: feed them to the connection's parser
+ *                (`conns`), which emits events as responses complete.
+ *   connect/accept give a role hint; close reports what is still pending and
+ *   frees the connection state.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#define SONDE_INLINE static __always_inline
+/* parser steps per feed_prog call: sized for the verifier of old kernels */
+#define H1_STEPS 64
+#include "events.h"
+#include "conn.h"
+#include "compat.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_UNIX 1
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+
+/* Data syscalls whose first bytes match no protocol before a connection is
+ * left alone (proto NONE: its syscalls stop at the enter probe). */
+#define INFER_MAX_TRIES 8
+
+/* ---- load-time configuration (set through skel->rodata) ---------------- */
+const volatile __u32 self_tgid = 0;     /* sonde itself, never traced */
+const volatile __u32 filter_tgid = 0;   /* --pid; 0 = every process */
+const volatile __u32 n_filter_ports = 0;
+const volatile __u16 filter_ports[SONDE_MAX_PORT_FILTERS] = {}; /* --port */
+
+/* How a syscall passes its buffer. */
+enum io_kind { IO_BUF = 1, IO_IOV = 2, IO_MSG = 3 };
+
+/* A data syscall between its enter and exit probes. */
+struct sonde_inflight {
+	__u64 sk;      /* struct sock address = connection key */
+	__u64 ptr;     /* buffer, iovec array or msghdr (user memory) */
+	__u64 cnt;     /* iovec count for IO_IOV */
+	__u64 ts;      /* enter time */
+	__u8 kind;     /* enum io_kind */
+	__u8 dir;      /* enum h1_dir */
+	__u8 _pad[6];
+};
+
+/*
+ * conns: LRU hash, key = struct sock address (u64), value = struct sonde_conn.
+ * Created on connect, accept or the first data syscall of a stream socket;
+ * deleted on the last close of the socket; LRU eviction bounds it when sockets
+ * disappear without close (process killed). User space sweeps it for timeouts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sonde_conn);
+} conns SEC(".maps");
+
+/*
+ * inflight: LRU hash, key = pid_tgid of the calling thread, value = struct
+ * sonde_inflight. Written by a data syscall's enter probe, read and deleted by
+ * its exit probe; LRU bounds entries of threads that never returned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sonde_inflight);
+} inflight SEC(".maps");
+
+/*
+ * conn_zero: array of one zeroed struct sonde_conn, the template new
+ * connection states are inserted from (the value is too large for the stack).
+ * Never written.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonde_conn);
+} conn_zero SEC(".maps");
+
+/*
+ * A syscall's bytes being parsed, carried across the tail calls of feed_prog.
+ * Per CPU: a chain of tail calls runs on one CPU without interruption.
+ */
+struct feed_work {
+	__u64 conn_key;
+	__u64 src;       /* current contiguous run of bytes (user memory) */
+	__u64 iov;       /* iovec array for readv/writev/sendmsg/recvmsg, else 0 */
+	__u64 iov_cnt;
+	__u64 iov_next;  /* next iovec to load */
+	__u64 left;      /* bytes the syscall moved that no run has taken yet */
+	struct h1_cursor cur;
+	struct h1_meta meta;
+	__u32 rounds;    /* feed_prog invocations for this syscall */
+	__u8 dir;        /* enum h1_dir */
+	__u8 fresh;      /* current run not started: inference and resync pending */
+	__u8 _pad[2];
+	__u8 win[H1_WINDOW]; /* bytes copied from user memory */
+};
+
+/* work: per-CPU feed_work, key 0; rewritten by every traced data syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct feed_work);
+} work SEC(".maps");
+
+/*
+ * stats: per-CPU counters (struct sonde_stats), key 0. Summed by user space,
+ * printed at exit and on SIGUSR1, pinned with --pin for bpftool.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonde_stats);
+} stats SEC(".maps");
+
+/* What the parser callbacks need about the syscall being parsed. */
+struct feed_ctx {
+	void *tp;                /* tracepoint context, for perf output */
+	struct sonde_conn *conn;
+	__u64 conn_id;
+	struct h1_meta meta;
+	__u8 dir;
+};
+
+/* ---- parser hooks (see proto/http1.h) ---------------------------------- */
+
+SONDE_INLINE void sonde_stat_add(void *ctx, __u32 field)
+{
+	__u32 zero = 0;
+	struct sonde_stats *s = bpf_map_lookup_elem(&stats, &zero);
+
+	if (s && field < sizeof(*s) / sizeof(__u64))
+		((__u64 *)s)[field]++;
+}
+
+SONDE_INLINE int sonde_read_user(void *dst, __u32 n, const void *src)
+{
+	return bpf_probe_read_user(dst, n, src);
+}
+
+SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s, __u16 status,
+				__u64 resp_bytes, __u64 ts_end, __u8 flags)
+{
+	struct feed_ctx *fc = ctx;
+	struct sonde_l7_event *ev = event_reserve(sizeof(*ev));
+
+	if (!ev) {
+		sonde_stat_add(ctx, H1_STAT(events_dropped));
+		return;
+	}
+	sonde_fill_l7_event(ev, fc->conn_id, fc->conn, s, status, resp_bytes, ts_end, flags);
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	if (event_submit(fc->tp, ev, sizeof(*ev)) < 0)
+		sonde_stat_add(ctx, H1_STAT(events_dropped));
+	else
+		sonde_stat_add(ctx, H1_STAT(events_sent));
+}
+
+/* ---- fd to socket ------------------------------------------------------ */
+
+/* struct file before 6.13 counted references in f_count. */
+struct file___pre613 {
+	atomic_long_t f_count;
+} __attribute__((preserve_access_index));
+
+SONDE_INLINE struct file *fd_to_file(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* The stream socket behind fd (TCP over IPv4/IPv6, or AF_UNIX), or NULL. */
+SONDE_INLINE struct sock *fd_to_stream_sock(__u32 fd, struct file **filep)
+{
+	struct file *f = fd_to_file(fd);
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (!f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+		return NULL;
+	if (filep)
+		*filep = f;
+	return sk;
+}
+
+/* Is this the last reference to the file (so close really closes it)? */
+SONDE_INLINE int file_last_ref(struct file *f)
+{
+	if (bpf_core_field_exists(struct file___pre613, f_count)) {
+		struct file___pre613 *old = (void *)f;
+
+		return BPF_CORE_READ(old, f_count.counter) <= 1;
+	}
+	/* file_ref_t counts extra references: 0 means one */
+	return BPF_CORE_READ(f, f_ref.refcnt.counter) <= 0;
+}
+
+/* ---- connection state -------------------------------------------------- */
+
+SONDE_INLINE int port_wanted(__u16 lport, __u16 rport)
+{
+	__u32 i;
+
+	if (n_filter_ports == 0)
+		return 1;
+	for (i = 0; i < SONDE_MAX_PORT_FILTERS; i++) {
+		if (i >= n_filter_ports)
+			break;
+		if (filter_ports[i] == lport || filter_ports[i] == rport)
+			return 1;
+	}
+	return 0;
+}
+
+/* Read the addresses once the socket is connected; apply --port. */
+SONDE_INLINE void conn_learn_endpoints(struct sonde_conn *c, struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family == AF_INET) {
+		c->family = SONDE_FAMILY_INET;
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		c->family = SONDE_FAMILY_INET6;
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		c->family = SONDE_FAMILY_UNIX;
+	}
+	if (family != AF_UNIX) {
+		c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (!port_wanted(c->lport, c->rport))
+			c->proto = SONDE_PROTO_NONE;
+	} else if (n_filter_ports) {
+		c->proto = SONDE_PROTO_NONE; /* unix sockets have no port to match */
+	}
+}
+
+SONDE_INLINE struct sonde_conn *conn_lookup_or_create(__u64 key, __u8 hint)
+{
+	struct sonde_conn *c = bpf_map_lookup_elem(&conns, &key);
+	__u32 zero = 0;
+	struct sonde_conn *tmpl;
+
+	if (c)
+		return c;
+	tmpl = bpf_map_lookup_elem(&conn_zero, &zero);
+	if (!tmpl)
+		return NULL;
+	bpf_map_update_elem(&conns, &key, tmpl, BPF_NOEXIST);
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return NULL;
+	c->created_ns = bpf_ktime_get_ns();
+	c->role_hint = hint;
+	sonde_stat_add(NULL, H1_STAT(conns_created));
+	return c;
+}
+
+/* ---- feeding bytes ----------------------------------------------------- */
+
+/*
+ * Parsing one syscall's bytes is split across tail calls of feed_prog, each
+ * running at most H1_STEPS parser steps, so every program stays small for the
+ * verifier of old kernels while a syscall may carry long heads, many chunks or
+ * many iovecs. FEED_MAX_ROUNDS bounds the chain (the kernel allows 33).
+ */
+#define FEED_MAX_ROUNDS 32
+
+int feed_prog(void *ctx);
+int feed_event_prog(void *ctx);
+
+#define FEED_JMP_STEPS 0
+#define FEED_JMP_EVENT 1
+
+/* feed_jmp: program array of the parser's tail calls, filled at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, int(void *));
+} feed_jmp SEC(".maps") = {
+	.values = {
+		[FEED_JMP_STEPS] = (void *)&feed_prog,
+		[FEED_JMP_EVENT] = (void *)&feed_event_prog,
+	},
+};
+
+/* Load the next iovec as the current run. Returns 0 when none is left. */
+SONDE_INLINE int feed_next_iov(void *ctx, struct feed_work *w)
+{
+	struct iovec v;
+	__u64 n;
+
+	if (!w->iov || w->left == 0)
+		return 0;
+	if (w->iov_next >= w->iov_cnt) {
+		/* the syscall reported more bytes than its iovecs hold: stop */
+		return 0;
+	}
+	if (bpf_probe_read_user(&v, sizeof(v), (struct iovec *)w->iov + w->iov_next))
+		return 0;
+	w->iov_next++;
+	n = v.iov_len < w->left ? v.iov_len : w->left;
+	w->left -= n;
+	w->src = (__u64)v.iov_base;
+	w->cur.off = 0;
+	w->cur.len = n;
+	w->cur.wpos = w->cur.wlen = 0;
+	w->fresh = 1;
+	return 1;
+}
+
+/*
+ * First bytes of a run: infer the protocol of a new connection, give a stream
+ * that lost framing a fresh start. Returns 0 when the run is not HTTP/1.
+ */
+SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
+{
+	struct sonde_conn *c = fc->conn;
+	__u32 n = w->cur.len > H1_WINDOW ? H1_WINDOW : (__u32)w->cur.len;
+
+	w->fresh = 0;
+	if (n == 0 || n > H1_WINDOW || bpf_probe_read_user(w->win, n, (void *)w->src))
+		return 0;
+	w->cur.wlen = n;
+	w->cur.wpos = 0;
+	if (c->proto == SONDE_PROTO_UNKNOWN) {
+		if (!h1_bind(&c->h1, w->dir, w->win, n < 8 ? n : 8)) {
+			if (++c->infer_tries >= INFER_MAX_TRIES)
+				c->proto = SONDE_PROTO_NONE;
+			return 0;
+		}
+		c->proto = SONDE_PROTO_HTTP1;
+	}
+	if (c->proto != SONDE_PROTO_HTTP1)
+		return 0;
+	h1_feed_begin(&c->h1, w->dir, w->win, n < 8 ? n : 8);
+	return 1;
+}
+
+/* Out of rounds with bytes left: the stream cannot be framed further. */
+SONDE_INLINE void feed_give_up(struct feed_ctx *fc, struct feed_work *w, __u32 field)
+{
+	struct sonde_conn *c = fc->conn;
+
+	sonde_stat_add(fc, field);
+	if (c->proto == SONDE_PROTO_HTTP1)
+		h1_lose(fc, &c->h1, h1_stream_for(&c->h1, w->dir));
+}
+
+/* Set up the callbacks' context for the connection being fed; NULL if gone. */
+SONDE_INLINE struct feed_work *feed_load(void *ctx, struct feed_ctx *fc)
+{
+	__u32 zero = 0;
+	struct feed_work *w = bpf_map_lookup_elem(&work, &zero);
+	struct sonde_conn *c;
+	__u64 key;
+
+	if (!w)
+		return NULL;
+	key = w->conn_key;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return NULL;
+	fc->tp = ctx;
+	fc->conn = c;
+	fc->conn_id = key;
+	fc->dir = w->dir;
+	return w;
+}
+
+/* Continue with the next program of the chain, or give up when out of rounds. */
+SONDE_INLINE void feed_continue(void *ctx, struct feed_ctx *fc, struct feed_work *w, __u32 next)
+{
+	if (++w->rounds < FEED_MAX_ROUNDS)
+		bpf_tail_call(ctx, &feed_jmp, next);
+	feed_give_up(fc, w, H1_STAT(parse_budget));
+}
+
+/* More bytes of this syscall to parse (in this run or a later iovec)? */
+SONDE_INLINE int feed_pending(struct feed_work *w)
+{
+	return w->cur.off < w->cur.len || (w->iov && w->left);
+}
+
+/* The byte loop: runs H1_STEPS parser steps, then hands on. */
+SEC("tracepoint")
+int feed_prog(void *ctx)
+{
+	struct feed_ctx fc = {};
+	struct feed_work *w = feed_load(ctx, &fc);
+	struct sonde_conn *c;
+	int r;
+
+	if (!w)
+		return 0;
+	c = fc.conn;
+	if (w->cur.off >= w->cur.len && !feed_next_iov(ctx, w))
+		return 0;
+	if (w->fresh && !feed_start_run(&fc, w)) {
+		w->cur.off = w->cur.len; /* not HTTP: skip this run */
+	} else {
+		r = h1_feed_steps(&fc, &c->h1, w->dir, (const __u8 *)w->src, &w->cur, w->win,
+				  &w->meta);
+		if (r < 0)
+			return 0;
+		if (w->cur.ev) {
+			feed_continue(ctx, &fc, w, FEED_JMP_EVENT);
+			return 0;
+		}
+	}
+	if (feed_pending(w))
+		feed_continue(ctx, &fc, w, FEED_JMP_STEPS);
+	return 0;
+}
+
+/* The end of a head or message: choose the body, pair, emit the record. */
+SEC("tracepoint")
+int feed_event_prog(void *ctx)
+{
+	struct feed_ctx fc = {};
+	struct feed_work *w = feed_load(ctx, &fc);
+
+	if (!w)
+		return 0;
+	h1_feed_event(&fc, &fc.conn->h1, w->dir, &w->cur, &w->meta);
+	if (feed_pending(w))
+		feed_continue(ctx, &fc, w, FEED_JMP_STEPS);
+	return 0;
+}
+
+/* ---- syscall probes ---------------------------------------------------- */
+
+SONDE_INLINE int traced_process(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+
+	return tgid != self_tgid && (!filter_tgid || tgid == filter_tgid);
+}
+
+SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sonde_inflight a = {};
+	struct sonde_conn *c;
+	struct sock *sk;
+	__u64 key;
+
+	if (!traced_process(id))
+		return 0;
+	sk = fd_to_stream_sock((__u32)fd, NULL);
+	if (!sk)
+		return 0;
+	key = (__u64)sk;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && c->proto == SONDE_PROTO_NONE)
+		return 0;
+	a.sk = key;
+	a.ptr = ptr;
+	a.cnt = cnt;
+	a.ts = bpf_ktime_get_ns();
+	a.kind = kind;
+	a.dir = dir;
+	bpf_map_update_elem(&inflight, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SONDE_INLINE int data_exit(void *ctx, __s64 ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sonde_inflight *ap = bpf_map_lookup_elem(&inflight, &id);
+	struct sonde_inflight a;
+	struct feed_work *w;
+	struct sonde_conn *c;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!ap)
+		return 0;
+	a = *ap;
+	bpf_map_delete_elem(&inflight, &id);
+	if (ret < 0)
+		return 0;
+	c = conn_lookup_or_create(a.sk, SONDE_HINT_NONE);
+	if (!c)
+		return 0;
+	if (!c->lport && c->family != SONDE_FAMILY_UNIX)
+		conn_learn_endpoints(c, (struct sock *)a.sk);
+	if (c->proto == SONDE_PROTO_NONE)
+		return 0;
+	w = bpf_map_lookup_elem(&work, &zero);
+	if (!w)
+		return 0;
+
+	now = bpf_ktime_get_ns();
+	w->conn_key = a.sk;
+	w->dir = a.dir;
+	w->meta.ts_start = a.dir == H1_DIR_SEND ? a.ts : now;
+	w->meta.ts_end = now;
+	w->meta.pid = id >> 32;
+	w->meta.tid = (__u32)id;
+	w->rounds = 0;
+
+	if (ret == 0) {
+		if (a.dir == H1_DIR_RECV && c->proto == SONDE_PROTO_HTTP1) {
+			struct feed_ctx fc = { .tp = ctx, .conn = c, .conn_id = a.sk, .dir = a.dir };
+
+			h1_peer_eof(&fc, &c->h1, a.dir, &w->meta);
+		}
+		return 0;
+	}
+	sonde_stat_add(NULL, H1_STAT(syscalls_traced));
+
+	w->cur.off = 0;
+	w->cur.wpos = w->cur.wlen = 0;
+	w->cur.ev = 0;
+	w->iov_next = 0;
+	if (a.kind == IO_BUF) {
+		w->src = a.ptr;
+		w->cur.len = ret;
+		w->iov = 0;
+		w->iov_cnt = 0;
+		w->left = 0;
+		w->fresh = 1;
+	} else {
+		w->cur.len = 0; /* feed_prog loads the first iovec */
+		w->left = ret;
+		w->iov = a.ptr;
+		w->iov_cnt = a.cnt;
+		if (a.kind == IO_MSG) {
+			struct user_msghdr msg;
+
+			if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a.ptr))
+				return 0;
+			w->iov = (__u64)msg.msg_iov;
+			w->iov_cnt = msg.msg_iovlen;
+		}
+	}
+	bpf_tail_call(ctx, &feed_jmp, FEED_JMP_STEPS);
+	return 0;
+}
+
+#define DATA_PROBES(name, kind, dir)                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
+	int tp_enter_##name(struct sys_enter_ctx *ctx)                                \
+	{                                                                             \
+		return data_enter(ctx->args[0], ctx->args[1],                         \
+				  kind == IO_IOV ? ctx->args[2] : 0, kind, dir);      \
+	}                                                                             \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int tp_exit_##name(struct sys_exit_ctx *ctx)                                  \
+	{                                                                             \
+		return data_exit(ctx, ctx->ret);                                      \
+	}
+
+DATA_PROBES(read, IO_BUF, H1_DIR_RECV)
+DATA_PROBES(write, IO_BUF, H1_DIR_SEND)
+DATA_PROBES(readv, IO_IOV, H1_DIR_RECV)
+DATA_PROBES(writev, IO_IOV, H1_DIR_SEND)
+DATA_PROBES(sendto, IO_BUF, H1_DIR_SEND)
+DATA_PROBES(sendmsg, IO_MSG, H1_DIR_SEND)
+
+/* recvfrom(fd, buf, len, flags, ...) and recvmsg(fd, msg, flags): peeked
+ * bytes will be read again, so MSG_PEEK calls are not parsed. */
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tp_enter_recvfrom(struct sys_enter_ctx *ctx)
+{
+	if (ctx->args[3] & MSG_PEEK)
+		return 0;
+	return data_enter(ctx->args[0], ctx->args[1], 0, IO_BUF, H1_DIR_RECV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int tp_exit_recvfrom(struct sys_exit_ctx *ctx)
+{
+	return data_exit(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int tp_enter_recvmsg(struct sys_enter_ctx *ctx)
+{
+	if (ctx->args[2] & MSG_PEEK)
+		return 0;
+	return data_enter(ctx->args[0], ctx->args[1], 0, IO_MSG, H1_DIR_RECV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int tp_exit_recvmsg(struct sys_exit_ctx *ctx)
+{
+	return data_exit(ctx, ctx->ret);
+}
+
+/* ---- lifecycle probes -------------------------------------------------- */
+
+/* connect(fd, ...): the socket exists before the call; it is a client. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_enter_connect(struct sys_enter_ctx *ctx)
+{
+	struct sock *sk;
+
+	if (!traced_process(bpf_get_current_pid_tgid()))
+		return 0;
+	sk = fd_to_stream_sock((__u32)ctx->args[0], NULL);
+	if (sk)
+		conn_lookup_or_create((__u64)sk, SONDE_HINT_CONNECT);
+	return 0;
+}
+
+/* accept/accept4 return a connected socket: a server side. */
+SONDE_INLINE int accept_exit(struct sys_exit_ctx *ctx)
+{
+	struct sonde_conn *c;
+	struct sock *sk;
+
+	if (ctx->ret < 0 || !traced_process(bpf_get_current_pid_tgid()))
+		return 0;
+	sk = fd_to_stream_sock((__u32)ctx->ret, NULL);
+	if (!sk)
+		return 0;
+	c = conn_lookup_or_create((__u64)sk, SONDE_HINT_ACCEPT);
+	if (c)
+		conn_learn_endpoints(c, sk);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_exit_accept4(struct sys_exit_ctx *ctx)
+{
+	return accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_exit_accept(struct sys_exit_ctx *ctx)
+{
+	return accept_exit(ctx);
+}
+
+/* close(fd): on the socket's last reference, report what is still pending
+ * and free the state. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_enter_close(struct sys_enter_ctx *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct feed_ctx fc = {};
+	struct sonde_conn *c;
+	struct file *f = NULL;
+	struct sock *sk;
+	__u64 key;
+
+	if (!traced_process(id))
+		return 0;
+	sk = fd_to_stream_sock((__u32)ctx->args[0], &f);
+	if (!sk || !f || !file_last_ref(f))
+		return 0;
+	key = (__u64)sk;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c)
+		return 0;
+	if (c->proto == SONDE_PROTO_HTTP1) {
+		fc.tp = ctx;
+		fc.conn = c;
+		fc.conn_id = key;
+		fc.meta.ts_start = fc.meta.ts_end = bpf_ktime_get_ns();
+		fc.meta.pid = id >> 32;
+		fc.meta.tid = (__u32)id;
+		h1_close(&fc, &c->h1, &fc.meta);
+	}
+	bpf_map_delete_elem(&conns, &key);
+	sonde_stat_add(NULL, H1_STAT(conns_closed));
+	return 0;
+}

@@ -1,0 +1,11 @@
+# Test tiers. `make test` runs them all (as root) and ends with one summary line.
+-include tests/unit/unit.mk
+
+E2E_PY ?= python3
+
+.PHONY: test-e2e test-all-tiers
+test-e2e: $(SONDE)
+	$(E2E_PY) tests/e2e/run.py --sonde $(SONDE)
+
+test: deps
+	@scripts/run-tests.sh

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* `sonde run` options. getopt_long takes `--opt value` and `--opt=value` alike. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sonde.h"
+
+enum {
+	OPT_DURATION = 256, OPT_JSON, OPT_QUIET, OPT_OUTPUT, OPT_PID, OPT_PORT, OPT_PIN,
+	OPT_FORCE_PERFBUF, OPT_BTF, OPT_NO_SYS_BTF, OPT_TIMEOUT, OPT_RING_SIZE, OPT_MAX_CONNS,
+	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_HELP,
+};
+
+static const struct option run_options[] = {
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "port", required_argument, NULL, OPT_PORT },
+	{ "pin", no_argument, NULL, OPT_PIN },
+	{ "force-perfbuf", no_argument, NULL, OPT_FORCE_PERFBUF },
+	{ "btf", required_argument, NULL, OPT_BTF },
+	{ "no-sys-btf", no_argument, NULL, OPT_NO_SYS_BTF },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
+	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+	{ "verifier-stats", no_argument, NULL, OPT_VERIFIER_STATS },
+	{ "verifier-log", required_argument, NULL, OPT_VERIFIER_LOG },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+static void run_usage(FILE *f)
+{
+	fputs("usage: sonde run [options]\n"
+	      "  --duration SECONDS   stop after this long (default: until SIGINT/SIGTERM)\n"
+	      "  --json               one JSON object per record on stdout\n"
+	      "  --quiet              nothing per record on stdout\n"
+	      "  --output PATH        also write records to PATH (length-delimited protobuf)\n"
+	      "  --pid PID            trace only this process\n"
+	      "  --port P[,P...]      trace only connections with one of these ports (up to 8)\n"
+	      "  --pin                pin maps under /sys/fs/bpf/sonde for bpftool\n"
+	      "  --force-perfbuf      use the perf buffer even where a ring buffer exists\n"
+	      "  --btf PATH           kernel BTF to use (for kernels without /sys/kernel/btf)\n"
+	      "  --no-sys-btf         ignore /sys/kernel/btf/vmlinux\n"
+	      "  --timeout SECONDS    report requests unanswered this long (default 10)\n"
+	      "  --ring-size BYTES    ring buffer size, a power of 2 (default 8388608)\n"
+	      "  --max-conns N        connections tracked at once (default 65536)\n"
+	      "  --verifier-stats     print each program's verifier work on stderr\n"
+	      "  --verifier-log PATH  where to save the log of a rejected program\n"
+	      "                       (default /tmp/sonde-verifier.log)\n",
+	      f);
+}
+
+static int parse_number(const char *opt, const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "sonde: --%s wants a number between %g and %g, not '%s'\n", opt,
+			min, max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_ports(const char *s, struct run_opts *o)
+{
+	char buf[256];
+	char *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		double v;
+
+		if (o->n_ports >= SONDE_MAX_PORT_FILTERS) {
+			fprintf(stderr, "sonde: --port takes at most %d ports\n",
+				SONDE_MAX_PORT_FILTERS);
+			return -1;
+		}
+		if (parse_number("port", tok, 1, 65535, &v))
+			return -1;
+		o->ports[o->n_ports++] = (uint16_t)v;
+	}
+	return 0;
+}
+
+int parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+	double v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_s = 10;
+	o->ring_bytes = 8u << 20;
+	o->max_conns = 65536;
+	o->verifier_log = "/tmp/sonde-verifier.log";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", run_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_DURATION:
+			if (parse_number("duration", optarg, 0, 1e9, &o->duration_s))
+				return -1;
+			break;
+		case OPT_JSON: o->json = true; break;
+		case OPT_QUIET: o->quiet = true; break;
+		case OPT_OUTPUT: o->output = optarg; break;
+		case OPT_PID:
+			if (parse_number("pid", optarg, 1, 4194304, &v))
+				return -1;
+			o->pid = (uint32_t)v;
+			break;
+		case OPT_PORT:
+			if (parse_ports(optarg, o))
+				return -1;
+			break;
+		case OPT_PIN: o->pin = true; break;
+		case OPT_FORCE_PERFBUF: o->force_perfbuf = true; break;
+		case OPT_BTF: o->btf = optarg; break;
+		case OPT_NO_SYS_BTF: o->no_sys_btf = true; break;
+		case OPT_TIMEOUT:
+			if (parse_number("timeout", optarg, 0.001, 86400, &o->timeout_s))
+				return -1;
+			break;
+		case OPT_RING_SIZE:
+			if (parse_number("ring-size", optarg, 4096, 1u << 30, &v))
+				return -1;
+			o->ring_bytes = (uint32_t)v;
+			if (o->ring_bytes & (o->ring_bytes - 1)) {
+				fprintf(stderr, "sonde: --ring-size must be a power of 2\n");
+				return -1;
+			}
+			break;
+		case OPT_MAX_CONNS:
+			if (parse_number("max-conns", optarg, 64, 1 << 24, &v))
+				return -1;
+			o->max_conns = (uint32_t)v;
+			break;
+		case OPT_VERIFIER_STATS: o->verifier_stats = true; break;
+		case OPT_VERIFIER_LOG: o->verifier_log = optarg; break;
+		case OPT_HELP:
+			run_usage(stdout);
+			exit(0);
+		default:
+			run_usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sonde: unexpected argument '%s'\n", argv[optind]);
+		run_usage(stderr);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Records: a kernel event becomes a nanopb Record, which is printed as a
+ * human line or a JSON line and written length-delimited to the record file.
+ * `sonde decode` prints records with the same JSON function, so a file
+ * round-trips to exactly what `sonde run --json` printed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include "sonde.h"
+
+static const char *const method_names[SONDE_M__COUNT] = {
+	[SONDE_M_UNKNOWN] = "", [SONDE_M_GET] = "GET", [SONDE_M_POST] = "POST",
+	[SONDE_M_PUT] = "PUT", [SONDE_M_DELETE] = "DELETE", [SONDE_M_HEAD] = "HEAD",
+	[SONDE_M_OPTIONS] = "OPTIONS", [SONDE_M_PATCH] = "PATCH",
+	[SONDE_M_CONNECT] = "CONNECT", [SONDE_M_TRACE] = "TRACE",
+};
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void format_addr(uint8_t family, const uint8_t *a, char *out, size_t n)
+{
+	if (family == SONDE_FAMILY_INET)
+		inet_ntop(AF_INET, a, out, n);
+	else if (family == SONDE_FAMILY_INET6)
+		inet_ntop(AF_INET6, a, out, n);
+	else
+		out[0] = 0;
+}
+
+static const char *family_name(uint8_t family)
+{
+	switch (family) {
+	case SONDE_FAMILY_INET: return "ipv4";
+	case SONDE_FAMILY_INET6: return "ipv6";
+	case SONDE_FAMILY_UNIX: return "unix";
+	}
+	return "";
+}
+
+static void copy_str(char *dst, size_t n, const char *src, size_t len)
+{
+	if (len >= n)
+		len = n - 1;
+	memcpy(dst, src, len);
+	dst[len] = 0;
+}
+
+void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset_ns,
+			sonde_Record *r)
+{
+	sonde_L7 *l = &r->l7;
+
+	memset(r, 0, sizeof(*r));
+	r->type = sonde_RecordType_RECORD_L7;
+	r->ts_ns = e->ts_ns + realtime_offset_ns;
+	r->pid = e->pid;
+	r->tid = e->tid;
+	copy_str(r->comm, sizeof(r->comm), e->comm, strnlen(e->comm, SONDE_COMM_LEN));
+	r->has_l7 = true;
+	strcpy(l->proto, "http");
+	strcpy(l->role, e->role == SONDE_ROLE_SERVER ? "server" : "client");
+	format_addr(e->ep.family, e->ep.saddr, l->saddr, sizeof(l->saddr));
+	format_addr(e->ep.family, e->ep.daddr, l->daddr, sizeof(l->daddr));
+	l->sport = e->ep.sport;
+	l->dport = e->ep.dport;
+	l->latency_ns = e->latency_ns;
+	l->req_bytes = e->req_bytes;
+	l->resp_bytes = e->resp_bytes;
+	l->status = e->status;
+	l->timeout = e->flags & SONDE_F_TIMEOUT;
+	l->closed = e->flags & SONDE_F_CLOSED;
+	l->path_truncated = e->flags & SONDE_F_PATH_TRUNCATED;
+	/* an error is a 4xx/5xx answer or no complete answer at all */
+	l->error = e->status >= 400 || l->timeout || (l->closed && e->status == 0);
+	if (e->method < SONDE_M__COUNT)
+		strcpy(l->method, method_names[e->method]);
+	copy_str(l->path, sizeof(l->path), e->path,
+		 e->path_len > SONDE_PATH_MAX ? SONDE_PATH_MAX : e->path_len);
+	l->conn_id = e->conn_id;
+	strcpy(l->family, family_name(e->ep.family));
+	l->tls = false;
+}
+
+/* JSON string: escapes quotes, backslashes and every byte outside printable
+ * ASCII (as \u00XX), so hostile paths still make valid JSON. */
+static void json_str(FILE *f, const char *key, const char *s, bool comma)
+{
+	fprintf(f, "\"%s\":\"", key);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputs(comma ? "\"," : "\"", f);
+}
+
+static const char *record_type_name(sonde_RecordType t)
+{
+	switch (t) {
+	case sonde_RecordType_RECORD_L7: return "l7";
+	case sonde_RecordType_RECORD_FLOW: return "flow";
+	case sonde_RecordType_RECORD_METRIC: return "metric";
+	case sonde_RecordType_RECORD_PROFILE: return "profile";
+	case sonde_RecordType_RECORD_SPAN: return "span";
+	case sonde_RecordType_RECORD_TAG: return "tag";
+	default: return "unknown";
+	}
+}
+
+void record_print_json(const sonde_Record *r, FILE *f)
+{
+	fputc('{', f);
+	json_str(f, "type", record_type_name(r->type), true);
+	fprintf(f, "\"ts_ns\":%" PRIu64 ",\"pid\":%u,\"tid\":%u,", r->ts_ns, r->pid, r->tid);
+	json_str(f, "comm", r->comm, r->has_l7);
+	if (r->has_l7) {
+		const sonde_L7 *l = &r->l7;
+
+		json_str(f, "proto", l->proto, true);
+		json_str(f, "role", l->role, true);
+		json_str(f, "family", l->family, true);
+		json_str(f, "saddr", l->saddr, true);
+		fprintf(f, "\"sport\":%u,", l->sport);
+		json_str(f, "daddr", l->daddr, true);
+		fprintf(f, "\"dport\":%u,", l->dport);
+		fprintf(f, "\"latency_ns\":%" PRIu64 ",\"req_bytes\":%" PRIu64
+			   ",\"resp_bytes\":%" PRIu64 ",\"status\":%u,\"error\":%s,",
+			l->latency_ns, l->req_bytes, l->resp_bytes, l->status,
+			l->error ? "true" : "false");
+		json_str(f, "method", l->method, true);
+		json_str(f, "path", l->path, true);
+		fprintf(f, "\"path_truncated\":%s,\"timeout\":%s,\"closed\":%s,\"tls\":%s,"
+			   "\"conn_id\":%" PRIu64,
+			l->path_truncated ? "true" : "false", l->timeout ? "true" : "false",
+			l->closed ? "true" : "false", l->tls ? "true" : "false", l->conn_id);
+	}
+	fputs("}\n", f);
+}
+
+void record_print_text(const sonde_Record *r, FILE *f)
+{
+	const sonde_L7 *l = &r->l7;
+	time_t secs = r->ts_ns / 1000000000ull;
+	struct tm tm;
+	char when[16];
+
+	localtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	if (!r->has_l7) {
+		fprintf(f, "%s.%03u %s[%u] %s\n", when, (unsigned)(r->ts_ns / 1000000 % 1000),
+			r->comm, r->pid, record_type_name(r->type));
+		return;
+	}
+	fprintf(f, "%s.%03u %-15s %7u %-6s %s", when, (unsigned)(r->ts_ns / 1000000 % 1000),
+		r->comm, r->pid, l->role, l->proto);
+	if (!strcmp(l->family, "unix"))
+		fprintf(f, " unix");
+	else
+		fprintf(f, " %s:%u -> %s:%u", l->saddr, l->sport, l->daddr, l->dport);
+	fprintf(f, " %s %s%s", l->method, l->path, l->path_truncated ? "..." : "");
+	if (l->timeout)
+		fprintf(f, " TIMEOUT");
+	else if (l->closed && !l->status)
+		fprintf(f, " CLOSED");
+	else
+		fprintf(f, " %u %.3fms", l->status, l->latency_ns / 1e6);
+	fprintf(f, " req=%" PRIu64 "B resp=%" PRIu64 "B\n", l->req_bytes, l->resp_bytes);
+}
+
+int record_write_delimited(const sonde_Record *r, FILE *f)
+{
+	uint8_t buf[sonde_Record_size + 16];
+	pb_ostream_t os = pb_ostream_from_buffer(buf, sizeof(buf));
+
+	if (!pb_encode_ex(&os, sonde_Record_fields, r, PB_ENCODE_DELIMITED))
+		return -1;
+	return fwrite(buf, 1, os.bytes_written, f) == os.bytes_written ? 0 : -1;
+}
+
+void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e)
+{
+	sonde_Record r;
+
+	l7_event_to_record(e, s->realtime_offset_ns, &r);
+	s->records++;
+	if (s->out && record_write_delimited(&r, s->out))
+		s->write_errors++;
+	if (s->quiet)
+		return;
+	if (s->json)
+		record_print_json(&r, stdout);
+	else
+		record_print_text(&r, stdout);
+}
+
+/* `sonde decode PATH`: every record of a record file as a JSON line. */
+int cmd_decode(const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	uint64_t n = 0;
+	int rc = 0;
+
+	if (!f) {
+		fprintf(stderr, "sonde: cannot open %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		uint8_t buf[sonde_Record_size + 16];
+		uint64_t len = 0;
+		int shift = 0, c;
+		sonde_Record r = sonde_Record_init_zero;
+		pb_istream_t is;
+
+		/* the varint length prefix */
+		while ((c = fgetc(f)) != EOF) {
+			len |= (uint64_t)(c & 0x7f) << shift;
+			shift += 7;
+			if (!(c & 0x80) || shift > 63)
+				break;
+		}
+		if (c == EOF && shift == 0)
+			break; /* clean end of file */
+		if (c == EOF || len > sizeof(buf)) {
+			fprintf(stderr, "sonde: %s: record %" PRIu64 " has a broken length prefix; "
+					"the file is truncated or not a sonde record file\n",
+				path, n + 1);
+			rc = 1;
+			break;
+		}
+		if (fread(buf, 1, len, f) != len) {
+			fprintf(stderr, "sonde: %s: record %" PRIu64 " is truncated (file cut short)\n",
+				path, n + 1);
+			rc = 1;
+			break;
+		}
+		is = pb_istream_from_buffer(buf, len);
+		if (!pb_decode(&is, sonde_Record_fields, &r)) {
+			fprintf(stderr, "sonde: %s: record %" PRIu64 " does not decode: %s\n", path,
+				n + 1, PB_GET_ERROR(&is));
+			rc = 1;
+			break;
+		}
+		record_print_json(&r, stdout);
+		n++;
+	}
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Declarations shared by sonde's user-space pieces. */
+#ifndef SONDE_USER_H
+#define SONDE_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <linux/types.h>
+
+#include "events.h"
+#include "record.pb.h"
+
+/* Everything `sonde run` can be told. */
+struct run_opts {
+	double duration_s;          /* 0 = until interrupted */
+	bool json;                  /* JSON lines on stdout */
+	bool quiet;                 /* nothing per record on stdout */
+	const char *output;         /* record file, or NULL */
+	uint32_t pid;               /* 0 = every process */
+	uint16_t ports[SONDE_MAX_PORT_FILTERS];
+	uint32_t n_ports;
+	bool pin;                   /* pin inspectable maps under /sys/fs/bpf/sonde */
+	bool force_perfbuf;
+	const char *btf;            /* BTF file to use instead of the kernel's */
+	bool no_sys_btf;            /* ignore /sys/kernel/btf/vmlinux */
+	double timeout_s;           /* report requests unanswered this long */
+	uint32_t ring_bytes;        /* ring buffer size */
+	uint32_t max_conns;         /* connection state entries */
+	bool verifier_stats;        /* print per-program verifier work */
+	const char *verifier_log;   /* where a rejected program's log goes */
+};
+
+int parse_run_opts(int argc, char **argv, struct run_opts *o);
+int cmd_run(const struct run_opts *o);
+int cmd_decode(const char *path);
+
+/* records.c: kernel event -> record -> JSON / text / file */
+struct record_sink {
+	FILE *out;             /* record file (length-delimited), or NULL */
+	bool json;
+	bool quiet;
+	uint64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
+	uint64_t records;      /* records handled */
+	uint64_t write_errors; /* records the file did not take */
+};
+
+void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset_ns,
+			sonde_Record *r);
+void record_print_json(const sonde_Record *r, FILE *f);
+void record_print_text(const sonde_Record *r, FILE *f);
+int record_write_delimited(const sonde_Record *r, FILE *f);
+void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e);
+
+/* sweep.c: requests that never got a response */
+int sweep_timeouts(int conns_fd, uint64_t now_mono_ns, uint64_t timeout_ns,
+		   struct record_sink *sink);
+
+uint64_t mono_ns(void);
+uint64_t realtime_ns(void);
+
+#endif /* SONDE_USER_H */
