@@ -274,9 +274,8 @@ SONDE_INLINE void conn_learn_endpoints(struct sonde_conn *c, struct sock *sk)
 		c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (!port_wanted(c->lport, c->rport))
 			c->proto = SONDE_PROTO_NONE;
-	} else if (n_filter_ports) {
-		c->proto = SONDE_PROTO_NONE; /* unix sockets have no port to match */
 	}
+	/* unix sockets have no port: --port does not filter them (use --pid) */
 }
 
 SONDE_INLINE struct sonde_conn *conn_lookup_or_create(__u64 key, __u8 hint)
