@@ -20,6 +20,7 @@
 #define SONDE_INLINE static __always_inline
 /* parser steps per feed_prog call: sized for the verifier of old kernels */
 #define H1_STEPS 64
+#define H1_RODATA __attribute__((section(".rodata")))
 #include "events.h"
 #include "conn.h"
 #include "compat.bpf.h"

@@ -42,30 +42,33 @@ static bool libbpf_verbose;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	char line[4096];
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_list copy;
+	int n;
 
+	if (!libbpf_verbose && level != LIBBPF_WARN)
+		return 0;
+	/* verifier logs arrive as one message of up to megabytes: size it first */
+	va_copy(copy, ap);
+	n = vsnprintf(NULL, 0, fmt, copy);
+	va_end(copy);
 	if (n < 0)
 		return 0;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
-	if (libbpf_verbose || level == LIBBPF_WARN) {
-		if (libbpf_log_len + n + 1 > libbpf_log_cap) {
-			size_t cap = libbpf_log_cap ? libbpf_log_cap * 2 : 1 << 16;
-			char *p;
+	if (libbpf_log_len + n + 1 > libbpf_log_cap) {
+		size_t cap = libbpf_log_cap ? libbpf_log_cap : 1 << 16;
+		char *p;
 
-			while (cap < libbpf_log_len + n + 1)
-				cap *= 2;
-			p = realloc(libbpf_log, cap);
-			if (!p)
-				return 0;
-			libbpf_log = p;
-			libbpf_log_cap = cap;
-		}
-		memcpy(libbpf_log + libbpf_log_len, line, n);
-		libbpf_log_len += n;
-		libbpf_log[libbpf_log_len] = 0;
+		while (cap < libbpf_log_len + n + 1)
+			cap *= 2;
+		p = realloc(libbpf_log, cap);
+		if (!p)
+			return 0;
+		libbpf_log = p;
+		libbpf_log_cap = cap;
 	}
+	vsnprintf(libbpf_log + libbpf_log_len, n + 1, fmt, ap);
+	if (libbpf_verbose)
+		fputs(libbpf_log + libbpf_log_len, stderr);
+	libbpf_log_len += n;
 	return 0;
 }
 
