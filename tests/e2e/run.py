@@ -447,6 +447,45 @@ def check_errors(binary):
     return results
 
 
+def check_pin_and_pid(binary):
+    """--pin exposes the counters to bpftool with field names; --pid keeps only
+    that process's side of each call."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sonde-e2e-pin-") as wd:
+        os.chmod(wd, 0o755)
+        nginx, _ = start_nginx(wd)
+        try:
+            workers = [p for p in pid_of("nginx") if p != nginx.pid and
+                       open(f"/proc/{p}/stat").read().split()[3] == str(nginx.pid)]
+            check(len(workers) == 1, f"nginx workers: {workers}")
+            sonde = Sonde(binary, wd, ["--pin", "--pid", str(workers[0])])
+            for i in range(5):
+                check(curl(f"http://127.0.0.1:{NGINX_PORT}/pid/{i}") == "404", "curl")
+            dump = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", "/sys/fs/bpf/sonde/stats"],
+                                  capture_output=True, text=True)
+            records = sonde.stop()
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+        try:
+            check(dump.returncode == 0, "bpftool map dump failed: " + dump.stderr)
+            per_cpu = json.loads(dump.stdout)[0]["formatted"]["values"]
+            check(all("events_sent" in v["value"] for v in per_cpu), f"no named counters: {dump.stdout[:300]}")
+            check(sum(v["value"]["events_sent"] for v in per_cpu) >= 5, "pinned events_sent below 5")
+            check(not os.path.exists("/sys/fs/bpf/sonde/stats"), "pins left behind after exit")
+            results.append(("pin_bpftool", None))
+        except (Failure, KeyError, ValueError) as e:
+            results.append(("pin_bpftool", str(e)))
+        try:
+            got = recs(records, "/pid/")
+            check(len(got) == 5 and all(r["role"] == "server" and r["pid"] == workers[0] for r in got),
+                  f"--pid {workers[0]}: {[(r['role'], r['pid'], r['path']) for r in got]}")
+            results.append(("pid_filter", None))
+        except Failure as e:
+            results.append(("pid_filter", str(e)))
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sonde", required=True)
@@ -466,6 +505,8 @@ def main():
         only = args.only or ["basic", "big", "pipelined", "keepalive", "chunked", "unanswered"]
         results += run_suite(binary, wd, ["--force-perfbuf"], only, "perfbuf_")
     results += check_errors(binary)
+    if not args.only:
+        results += check_pin_and_pid(binary)
     passed = sum(1 for _, e in results if e is None)
     for name, err in results:
         print(f"{'PASS' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
