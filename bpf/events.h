@@ -117,7 +117,6 @@ struct sonde_stats {
 	__u64 parse_budget;        /* syscalls with more messages than one pass parses */
 	__u64 pipeline_overflow;   /* requests beyond SONDE_PIPELINE_DEPTH, not reported */
 	__u64 unpaired_responses;  /* responses with no request seen */
-	__u64 args_missing;        /* syscall exits without their enter (started mid-call) */
 	__u64 iov_truncated;       /* iovec arrays longer than the parser walks */
 	__u64 closed_pending;      /* transactions reported because the socket closed */
 };

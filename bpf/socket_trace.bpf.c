@@ -199,29 +199,42 @@ SONDE_INLINE struct file *fd_to_file(__u32 fd)
 	return f;
 }
 
-/* The stream socket behind fd (TCP over IPv4/IPv6, or AF_UNIX), or NULL. */
-SONDE_INLINE struct sock *fd_to_stream_sock(__u32 fd, struct file **filep)
+/* The socket behind fd, or NULL for any other kind of file. */
+SONDE_INLINE struct socket *fd_to_socket(__u32 fd, struct file **filep)
 {
 	struct file *f = fd_to_file(fd);
-	struct socket *sock;
-	struct sock *sk;
-	__u16 family;
 
 	if (!f)
 		return NULL;
 	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
-	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
-		return NULL;
-	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return NULL;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
-		return NULL;
 	if (filep)
 		*filep = f;
+	return BPF_CORE_READ(f, private_data);
+}
+
+/* Is it a stream socket over IPv4, IPv6 or unix (what the parsers handle)? */
+SONDE_INLINE int socket_traceable(struct socket *sock, struct sock *sk)
+{
+	__u16 family;
+
+	if (BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6 || family == AF_UNIX;
+}
+
+/* The traceable stream socket behind fd, or NULL. */
+SONDE_INLINE struct sock *fd_to_stream_sock(__u32 fd, struct file **filep)
+{
+	struct socket *sock = fd_to_socket(fd, filep);
+	struct sock *sk;
+
+	if (!sock)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || !socket_traceable(sock, sk))
+		return NULL;
 	return sk;
 }
 
@@ -487,18 +500,27 @@ SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sonde_inflight a = {};
 	struct sonde_conn *c;
+	struct socket *sock;
 	struct sock *sk;
 	__u64 key;
 
 	if (!traced_process(id))
 		return 0;
-	sk = fd_to_stream_sock((__u32)fd, NULL);
+	sock = fd_to_socket((__u32)fd, NULL);
+	if (!sock)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return 0;
 	key = (__u64)sk;
+	/* a known connection was checked when its state was created */
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (c && c->proto == SONDE_PROTO_NONE)
+	if (c) {
+		if (c->proto == SONDE_PROTO_NONE)
+			return 0;
+	} else if (!socket_traceable(sock, sk)) {
 		return 0;
+	}
 	a.sk = key;
 	a.ptr = ptr;
 	a.cnt = cnt;

@@ -447,7 +447,7 @@ static int tracer_poll(struct tracer *t, int timeout_ms)
 
 static const char *const stat_names[] = {
 	"syscalls_traced", "events_sent", "events_dropped", "conns_created", "conns_closed",
-	"parse_lost", "parse_budget", "pipeline_overflow", "unpaired_responses", "args_missing",
+	"parse_lost", "parse_budget", "pipeline_overflow", "unpaired_responses",
 	"iov_truncated", "closed_pending",
 };
 
