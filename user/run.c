@@ -455,7 +455,8 @@ _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) ==
 		       sizeof(struct sonde_stats) / sizeof(__u64),
 	       "every counter in struct sonde_stats has a name");
 
-static void print_stats(struct tracer *t, const struct record_sink *sink, uint64_t timeouts)
+static void print_stats(struct tracer *t, const struct record_sink *sink, uint64_t timeouts,
+			uint64_t live)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct sonde_stats *per = calloc(ncpu > 0 ? ncpu : 1, sizeof(*per));
@@ -473,9 +474,14 @@ static void print_stats(struct tracer *t, const struct record_sink *sink, uint64
 	fprintf(stderr, "sonde: stats {");
 	for (size_t i = 0; i < sizeof(sum) / sizeof(sum[0]); i++)
 		fprintf(stderr, "\"%s\":%llu,", stat_names[i], (unsigned long long)sum[i]);
-	fprintf(stderr, "\"records\":%" PRIu64 ",\"timeouts_reported\":%" PRIu64
+	/* LRU evictions are not visible one by one: every state created and not
+	 * freed by close is either still live or was evicted */
+	uint64_t gone = sum[3] > sum[4] + live ? sum[3] - sum[4] - live : 0;
+
+	fprintf(stderr, "\"conns_live\":%" PRIu64 ",\"conns_evicted\":%" PRIu64
+			",\"records\":%" PRIu64 ",\"timeouts_reported\":%" PRIu64
 			",\"record_write_errors\":%" PRIu64 "}\n",
-		sink->records, timeouts, sink->write_errors);
+		live, gone, sink->records, timeouts, sink->write_errors);
 }
 
 /* ---- run ---------------------------------------------------------------- */
@@ -496,7 +502,7 @@ int cmd_run(const struct run_opts *o)
 {
 	struct record_sink sink = { .json = o->json, .quiet = o->quiet };
 	struct tracer t = { 0 };
-	uint64_t start, next_sweep, timeouts = 0;
+	uint64_t start, next_sweep, timeouts = 0, live = 0;
 	int rc = 0;
 
 	if (geteuid() != 0) {
@@ -536,15 +542,18 @@ int cmd_run(const struct run_opts *o)
 		}
 		now = mono_ns();
 		if (now >= next_sweep) {
+			live = 0;
 			timeouts += sweep_timeouts(bpf_map__fd(t.skel->maps.conns), now,
-						   (uint64_t)(o->timeout_s * 1e9), &sink);
+						   (uint64_t)(o->timeout_s * 1e9), &sink, &live);
 			next_sweep = now + 1000000000ull;
 			if (sink.out)
 				fflush(sink.out);
 		}
 		if (stats_requested) {
 			stats_requested = 0;
-			print_stats(&t, &sink, timeouts);
+			live = 0;
+			sweep_timeouts(bpf_map__fd(t.skel->maps.conns), now, UINT64_MAX, &sink, &live);
+			print_stats(&t, &sink, timeouts, live);
 		}
 		if (o->duration_s > 0 && now - start >= (uint64_t)(o->duration_s * 1e9))
 			break;
@@ -554,7 +563,11 @@ int cmd_run(const struct run_opts *o)
 		ring_buffer__consume(t.rb);
 	else if (t.pb)
 		perf_buffer__consume(t.pb);
-	print_stats(&t, &sink, timeouts);
+	/* count the live states once more for the final figures (an infinite
+	 * timeout reports nothing) */
+	live = 0;
+	sweep_timeouts(bpf_map__fd(t.skel->maps.conns), mono_ns(), UINT64_MAX, &sink, &live);
+	print_stats(&t, &sink, timeouts, live);
 out:
 	tracer_close(&t, o->pin);
 	if (sink.out && fclose(sink.out)) {

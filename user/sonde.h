@@ -53,8 +53,10 @@ int record_write_delimited(const sonde_Record *r, FILE *f);
 void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e);
 
 /* sweep.c: requests that never got a response */
+/* Report requests older than timeout_ns; *live is set to the number of
+ * connection states in the map. Returns the number reported. */
 int sweep_timeouts(int conns_fd, uint64_t now_mono_ns, uint64_t timeout_ns,
-		   struct record_sink *sink);
+		   struct record_sink *sink, uint64_t *live);
 
 uint64_t mono_ns(void);
 uint64_t realtime_ns(void);

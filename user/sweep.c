@@ -66,7 +66,8 @@ SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s,
 	sc->reported++;
 }
 
-int sweep_timeouts(int conns_fd, uint64_t now, uint64_t timeout_ns, struct record_sink *sink)
+int sweep_timeouts(int conns_fd, uint64_t now, uint64_t timeout_ns, struct record_sink *sink,
+		   uint64_t *live)
 {
 	__u64 key, next;
 	__u64 *prev = NULL;
@@ -80,6 +81,7 @@ int sweep_timeouts(int conns_fd, uint64_t now, uint64_t timeout_ns, struct recor
 		prev = &key;
 		if (bpf_map_lookup_elem(conns_fd, &key, &conn))
 			continue;
+		(*live)++;
 		if (conn.proto != SONDE_PROTO_HTTP1 || conn.h1.req_seq == conn.h1.resp_seq)
 			continue;
 		for (int i = 0; i < SONDE_PIPELINE_DEPTH; i++)
