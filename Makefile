@@ -30,6 +30,8 @@ PROTO_C   := $(OUTPUT)/record.pb.c
 PROTO_O   := $(OUTPUT)/record.pb.o
 
 .PHONY: all deps run test test-e2e clean help
+# the BPF objects are kept: the BTF minimiser and bpftool read them too
+.SECONDARY: $(BPF_OBJS)
 all: $(SONDE)
 
 help:
