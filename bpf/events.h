@@ -20,6 +20,16 @@
 /* Most ports --port accepts (kept in rodata, compared once per connection). */
 #define SONDE_MAX_PORT_FILTERS 8
 
+/* Bytes of a normalised route in a metric key (see bpf/metrics.h). */
+#define SONDE_ROUTE_MAX 64 /* a power of 2: indexes are masked with it */
+/* Latency histogram: 8 linear buckets per octave of microseconds, so any
+ * quantile read from it is within 6.25% between 8 us and 16.7 s. */
+#define SONDE_LAT_SUB_BITS 3
+#define SONDE_LAT_BUCKETS 176
+/* Method code of the single overflow key that takes every transaction once
+ * the metric map is full. */
+#define SONDE_M_OVERFLOW 0xff
+
 /* What a record on the event channel is; first field of every event. */
 enum sonde_event_kind {
 	SONDE_EV_L7 = 1,
@@ -104,6 +114,36 @@ struct sonde_l7_event {
 };
 
 /*
+ * Key of the `red` metric map: one series per process, role, protocol, server
+ * and endpoint. The overflow series has method SONDE_M_OVERFLOW and all other
+ * fields zero.
+ */
+struct sonde_red_key {
+	__u32 pid;
+	__u8 role;         /* enum sonde_role */
+	__u8 proto;        /* enum sonde_proto */
+	__u8 method;       /* enum sonde_http_method, or SONDE_M_OVERFLOW */
+	__u8 family;       /* enum sonde_family */
+	__u8 server_addr[16];
+	__u16 server_port;
+	__u16 _pad;
+	char route[SONDE_ROUTE_MAX]; /* normalised path, NUL-padded */
+};
+
+/* Value of the `red` map (per CPU): counts since the series appeared. The
+ * histogram counts wrap at 2^32; readers take differences. */
+struct sonde_red_val {
+	__u64 requests;
+	__u64 errors_4xx;
+	__u64 errors_5xx;
+	__u64 errors_other;  /* timeouts, connections cut before the answer */
+	__u64 req_bytes;
+	__u64 resp_bytes;
+	__u64 latency_sum_ns;
+	__u32 latency_hist[SONDE_LAT_BUCKETS];
+};
+
+/*
  * Self-observability counters, one per CPU in the `stats` map; user space
  * sums them. Every drop or give-up in the kernel path is counted here.
  */
@@ -119,6 +159,8 @@ struct sonde_stats {
 	__u64 unpaired_responses;  /* responses with no request seen */
 	__u64 iov_truncated;       /* iovec arrays longer than the parser walks */
 	__u64 closed_pending;      /* transactions reported because the socket closed */
+	__u64 metric_overflow;     /* transactions counted in the overflow series */
+	__u64 logs_suppressed;     /* transactions counted but not logged (--logs) */
 };
 
 #endif /* SONDE_EVENTS_H */

@@ -21,8 +21,11 @@
 /* parser steps per feed_prog call: sized for the verifier of old kernels */
 #define H1_STEPS 64
 #define H1_RODATA __attribute__((section(".rodata")))
+#define H1_ROUTE_NORMALISE route_normalise
+const volatile __u32 route_normalise = 1; /* numeric/uuid path segments to placeholders */
 #include "events.h"
 #include "conn.h"
+#include "metrics.h"
 #include "compat.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -44,6 +47,10 @@ const volatile __u32 self_tgid = 0;     /* sonde itself, never traced */
 const volatile __u32 filter_tgid = 0;   /* --pid; 0 = every process */
 const volatile __u32 n_filter_ports = 0;
 const volatile __u16 filter_ports[SONDE_MAX_PORT_FILTERS] = {}; /* --port */
+const volatile __u32 log_mode = 0;        /* enum sonde_log_mode (--logs) */
+const volatile __u32 log_sample_n = 1;    /* --logs sampled:N */
+
+enum sonde_log_mode { LOG_ALL = 0, LOG_ERRORS = 1, LOG_SAMPLED = 2, LOG_NONE = 3 };
 
 /* How a syscall passes its buffer. */
 enum io_kind { IO_BUF = 1, IO_IOV = 2, IO_MSG = 3 };
@@ -125,6 +132,43 @@ struct {
 } work SEC(".maps");
 
 /*
+ * red: per-CPU hash, key = struct sonde_red_key (process, role, protocol,
+ * server, method and normalised route), value = struct sonde_red_val (counts,
+ * bytes, latency histogram). Updated by every completed transaction, read by
+ * user space each second. Not LRU: a full map sends new series to the
+ * overflow key (inserted by user space before attach) and counts
+ * metric_overflow; user space deletes series that stay idle.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sonde_red_key);
+	__type(value, struct sonde_red_val);
+} red SEC(".maps");
+
+/* red_key_heap: per-CPU room to build a metric key (too big for the stack
+ * next to the parser's) and the route normaliser's state. Key 0, rewritten
+ * per transaction. */
+struct red_scratch {
+	struct sonde_red_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct red_scratch);
+} red_key_heap SEC(".maps");
+
+/* red_zero: one zeroed struct sonde_red_val, the template of new series. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonde_red_val);
+} red_zero SEC(".maps");
+
+/*
  * stats: per-CPU counters (struct sonde_stats), key 0. Summed by user space,
  * printed at exit and on SIGUSR1, pinned with --pin for bpftool.
  */
@@ -160,12 +204,110 @@ SONDE_INLINE int sonde_read_user(void *dst, __u32 n, const void *src)
 	return bpf_probe_read_user(dst, n, src);
 }
 
+/* The slot's route into the key, NUL-padded (keys are compared whole); eight
+ * bytes at a time, masking past the end (little-endian byte order). */
+SONDE_INLINE void red_copy_route(struct sonde_red_key *key, const struct h1_slot *s)
+{
+	__u32 n = s->route_len;
+	__u64 w;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < SONDE_ROUTE_MAX / 8; i++) {
+		__builtin_memcpy(&w, s->route + i * 8, 8);
+		if (n <= (__u32)i * 8)
+			w = 0;
+		else if (n < (__u32)i * 8 + 8)
+			w &= (1ULL << ((n - i * 8) * 8)) - 1;
+		__builtin_memcpy(key->route + i * 8, &w, 8);
+	}
+}
+
+/* Count a finished transaction in its metric series (every transaction, whatever --logs says). */
+SONDE_INLINE void red_account(struct feed_ctx *fc, struct h1_slot *s, __u16 status,
+			      __u64 resp_bytes, __u64 latency, __u8 flags)
+{
+	struct sonde_conn *c = fc->conn;
+	struct red_scratch *rs = bpf_map_lookup_elem(&red_key_heap, &(__u32){ 0 });
+	struct sonde_red_key *key;
+	struct sonde_red_val *v;
+	__u32 zero = 0;
+	__u64 b;
+
+	if (!rs)
+		return;
+	key = &rs->key;
+	key->pid = s->pid;
+	key->role = sonde_conn_role(c);
+	key->proto = SONDE_PROTO_HTTP1;
+	key->method = s->method;
+	key->family = c->family;
+	key->_pad = 0;
+	if (key->role == SONDE_ROLE_SERVER) {
+		sonde_copy16(key->server_addr, c->laddr);
+		key->server_port = c->lport;
+	} else {
+		sonde_copy16(key->server_addr, c->raddr);
+		key->server_port = c->rport;
+	}
+	red_copy_route(key, s);
+	v = bpf_map_lookup_elem(&red, key);
+	if (!v) {
+		struct sonde_red_val *tmpl = bpf_map_lookup_elem(&red_zero, &zero);
+
+		if (tmpl && bpf_map_update_elem(&red, key, tmpl, BPF_NOEXIST) == 0)
+			v = bpf_map_lookup_elem(&red, key);
+	}
+	if (!v) {
+		/* the map is full: the overflow series takes it */
+		struct sonde_red_key ovf = { .method = SONDE_M_OVERFLOW };
+
+		v = bpf_map_lookup_elem(&red, &ovf);
+		sonde_stat_add(fc, H1_STAT(metric_overflow));
+		if (!v)
+			return;
+	}
+	v->requests++;
+	if (status >= 500)
+		v->errors_5xx++;
+	else if (status >= 400)
+		v->errors_4xx++;
+	else if (flags & (SONDE_F_TIMEOUT | SONDE_F_CLOSED))
+		v->errors_other++;
+	v->req_bytes += s->req_bytes;
+	v->resp_bytes += resp_bytes;
+	v->latency_sum_ns += latency;
+	b = sonde_lat_bucket(latency);
+	H1_OPAQUE(b); /* one register for the check and the index */
+	if (b < SONDE_LAT_BUCKETS)
+		v->latency_hist[b]++;
+}
+
+/* Does --logs want a record of this transaction? */
+SONDE_INLINE int log_wanted(__u16 status, __u8 flags)
+{
+	if (log_mode == LOG_ALL)
+		return 1;
+	if (log_mode == LOG_NONE)
+		return 0;
+	if (log_mode == LOG_ERRORS)
+		return status >= 400 || (flags & (SONDE_F_TIMEOUT | SONDE_F_CLOSED));
+	return bpf_get_prandom_u32() % log_sample_n == 0;
+}
+
 SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s, __u16 status,
 				__u64 resp_bytes, __u64 ts_end, __u8 flags)
 {
 	struct feed_ctx *fc = ctx;
-	struct sonde_l7_event *ev = event_reserve(sizeof(*ev));
+	struct sonde_l7_event *ev;
+	__u64 latency = ts_end > s->ts_start ? ts_end - s->ts_start : 0;
 
+	red_account(fc, s, status, resp_bytes, latency, flags);
+	if (!log_wanted(status, flags)) {
+		sonde_stat_add(ctx, H1_STAT(logs_suppressed));
+		return;
+	}
+	ev = event_reserve(sizeof(*ev));
 	if (!ev) {
 		sonde_stat_add(ctx, H1_STAT(events_dropped));
 		return;

@@ -10,7 +10,8 @@
 enum {
 	OPT_DURATION = 256, OPT_JSON, OPT_QUIET, OPT_OUTPUT, OPT_PID, OPT_PORT, OPT_PIN,
 	OPT_FORCE_PERFBUF, OPT_BTF, OPT_NO_SYS_BTF, OPT_TIMEOUT, OPT_RING_SIZE, OPT_MAX_CONNS,
-	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_HELP,
+	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_LOGS, OPT_METRICS_LISTEN, OPT_ROUTE_NORMALIZE,
+	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP,
 };
 
 static const struct option run_options[] = {
@@ -29,6 +30,11 @@ static const struct option run_options[] = {
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 	{ "verifier-stats", no_argument, NULL, OPT_VERIFIER_STATS },
 	{ "verifier-log", required_argument, NULL, OPT_VERIFIER_LOG },
+	{ "logs", required_argument, NULL, OPT_LOGS },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "route-normalize", required_argument, NULL, OPT_ROUTE_NORMALIZE },
+	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
+	{ "metric-idle", required_argument, NULL, OPT_METRIC_IDLE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 },
 };
@@ -51,7 +57,15 @@ static void run_usage(FILE *f)
 	      "  --max-conns N        connections tracked at once (default 65536)\n"
 	      "  --verifier-stats     print each program's verifier work on stderr\n"
 	      "  --verifier-log PATH  where to save the log of a rejected program\n"
-	      "                       (default /tmp/sonde-verifier.log)\n",
+	      "                       (default /tmp/sonde-verifier.log)\n"
+	      "  --logs MODE          request records: all (default), errors, sampled:N, none;\n"
+	      "                       metrics count every request whatever the mode\n"
+	      "  --metrics-listen A:P serve Prometheus /metrics on A:P (default 127.0.0.1:9433;\n"
+	      "                       'off' to disable)\n"
+	      "  --route-normalize on|off  numeric and uuid path segments to :num/:id in\n"
+	      "                       metric routes (default on)\n"
+	      "  --max-series N       metric series the kernel keeps (default 16384)\n"
+	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n",
 	      f);
 }
 
@@ -92,6 +106,27 @@ static int parse_ports(const char *s, struct run_opts *o)
 	return 0;
 }
 
+/* --logs all|errors|none|sampled:N */
+static int parse_logs(const char *s, struct run_opts *o)
+{
+	double n;
+
+	if (!strcmp(s, "all"))
+		o->log_mode = 0;
+	else if (!strcmp(s, "errors"))
+		o->log_mode = 1;
+	else if (!strcmp(s, "none"))
+		o->log_mode = 3;
+	else if (!strncmp(s, "sampled:", 8) && !parse_number("logs sampled", s + 8, 1, 1e9, &n)) {
+		o->log_mode = 2;
+		o->log_sample_n = (uint32_t)n;
+	} else {
+		fprintf(stderr, "sonde: --logs takes all, errors, none or sampled:N, not '%s'\n", s);
+		return -1;
+	}
+	return 0;
+}
+
 int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	double v;
@@ -102,6 +137,10 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->ring_bytes = 8u << 20;
 	o->max_conns = 65536;
 	o->verifier_log = "/tmp/sonde-verifier.log";
+	o->log_sample_n = 1;
+	o->metrics_listen = "127.0.0.1:9433";
+	o->max_series = 16384;
+	o->metric_idle_s = 600;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", run_options, NULL)) != -1) {
 		switch (c) {
@@ -145,6 +184,30 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_VERIFIER_STATS: o->verifier_stats = true; break;
 		case OPT_VERIFIER_LOG: o->verifier_log = optarg; break;
+		case OPT_LOGS:
+			if (parse_logs(optarg, o))
+				return -1;
+			break;
+		case OPT_METRICS_LISTEN:
+			o->metrics_listen = strcmp(optarg, "off") ? optarg : "";
+			break;
+		case OPT_ROUTE_NORMALIZE:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "sonde: --route-normalize takes on or off\n");
+				return -1;
+			}
+			o->route_raw = !strcmp(optarg, "off");
+			break;
+		case OPT_MAX_SERIES:
+			if (parse_number("max-series", optarg, 16, 1 << 20, &v))
+				return -1;
+			o->max_series = (uint32_t)v;
+			break;
+		case OPT_METRIC_IDLE:
+			if (parse_number("metric-idle", optarg, 0, 1e7, &v))
+				return -1;
+			o->metric_idle_s = (uint32_t)v;
+			break;
 		case OPT_HELP:
 			run_usage(stdout);
 			exit(0);

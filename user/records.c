@@ -16,7 +16,7 @@
 
 #include "sonde.h"
 
-static const char *const method_names[SONDE_M__COUNT] = {
+const char *const method_names[SONDE_M__COUNT] = {
 	[SONDE_M_UNKNOWN] = "", [SONDE_M_GET] = "GET", [SONDE_M_POST] = "POST",
 	[SONDE_M_PUT] = "PUT", [SONDE_M_DELETE] = "DELETE", [SONDE_M_HEAD] = "HEAD",
 	[SONDE_M_OPTIONS] = "OPTIONS", [SONDE_M_PATCH] = "PATCH",
@@ -137,7 +137,25 @@ void record_print_json(const sonde_Record *r, FILE *f)
 	fputc('{', f);
 	json_str(f, "type", record_type_name(r->type), true);
 	fprintf(f, "\"ts_ns\":%" PRIu64 ",\"pid\":%u,\"tid\":%u,", r->ts_ns, r->pid, r->tid);
-	json_str(f, "comm", r->comm, r->has_l7);
+	json_str(f, "comm", r->comm, r->has_l7 || r->has_metric);
+	if (r->has_metric) {
+		const sonde_Metric *m = &r->metric;
+
+		fprintf(f, "\"interval_s\":%u,", m->interval_s);
+		json_str(f, "proto", m->proto, true);
+		json_str(f, "role", m->role, true);
+		json_str(f, "method", m->method, true);
+		json_str(f, "route", m->route, true);
+		json_str(f, "daddr", m->daddr, true);
+		fprintf(f, "\"dport\":%u,\"requests\":%" PRIu64 ",\"errors\":%" PRIu64
+			   ",\"errors_4xx\":%" PRIu64 ",\"errors_5xx\":%" PRIu64
+			   ",\"errors_other\":%" PRIu64 ",\"req_bytes\":%" PRIu64
+			   ",\"resp_bytes\":%" PRIu64 ",\"p50_ns\":%" PRIu64 ",\"p90_ns\":%" PRIu64
+			   ",\"p99_ns\":%" PRIu64 ",\"latency_sum_ns\":%" PRIu64 ",\"overflow\":%s",
+			m->dport, m->requests, m->errors, m->errors_4xx, m->errors_5xx,
+			m->errors_other, m->req_bytes, m->resp_bytes, m->p50_ns, m->p90_ns, m->p99_ns,
+			m->latency_sum_ns, m->overflow ? "true" : "false");
+	}
 	if (r->has_l7) {
 		const sonde_L7 *l = &r->l7;
 
@@ -202,20 +220,25 @@ int record_write_delimited(const sonde_Record *r, FILE *f)
 	return fwrite(buf, 1, os.bytes_written, f) == os.bytes_written ? 0 : -1;
 }
 
+void sink_record(struct record_sink *s, const sonde_Record *r)
+{
+	s->records++;
+	if (s->out && record_write_delimited(r, s->out))
+		s->write_errors++;
+	if (s->quiet)
+		return;
+	if (s->json)
+		record_print_json(r, stdout);
+	else if (r->has_l7)
+		record_print_text(r, stdout); /* the human view shows transactions only */
+}
+
 void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e)
 {
 	sonde_Record r;
 
 	l7_event_to_record(e, s->realtime_offset_ns, &r);
-	s->records++;
-	if (s->out && record_write_delimited(&r, s->out))
-		s->write_errors++;
-	if (s->quiet)
-		return;
-	if (s->json)
-		record_print_json(&r, stdout);
-	else
-		record_print_text(&r, stdout);
+	sink_record(s, &r);
 }
 
 /* `sonde decode PATH`: every record of a record file as a JSON line. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -233,6 +234,10 @@ static void configure(struct socket_trace_bpf *skel, const struct run_opts *o, b
 	for (uint32_t i = 0; i < o->n_ports; i++)
 		skel->rodata->filter_ports[i] = o->ports[i];
 	skel->rodata->use_ringbuf = ringbuf;
+	skel->rodata->log_mode = o->log_mode;
+	skel->rodata->log_sample_n = o->log_sample_n;
+	skel->rodata->route_normalise = !o->route_raw;
+	bpf_map__set_max_entries(skel->maps.red, o->max_series);
 	skel->rodata->ringbuf_wakeup_bytes = o->ring_bytes / 8;
 	bpf_map__set_max_entries(skel->maps.conns, o->max_conns);
 	if (ringbuf) {
@@ -389,6 +394,21 @@ static int tracer_open(struct tracer *t, const struct run_opts *o, struct record
 		report_load_failure(o->verifier_log, err);
 		return -1;
 	}
+	{
+		/* the series that takes transactions once the metric map is full
+		 * must exist before it fills */
+		struct sonde_red_key ovf = { .method = SONDE_M_OVERFLOW };
+		int ncpu = libbpf_num_possible_cpus();
+		void *zero = calloc(ncpu > 0 ? ncpu : 1, sizeof(struct sonde_red_val));
+
+		if (!zero || bpf_map_update_elem(bpf_map__fd(t->skel->maps.red), &ovf, zero,
+						 BPF_NOEXIST)) {
+			fprintf(stderr, "sonde: cannot prepare the metric map: %s\n", strerror(errno));
+			free(zero);
+			return -1;
+		}
+		free(zero);
+	}
 	err = socket_trace_bpf__attach(t->skel);
 	if (err) {
 		fprintf(stderr, "sonde: attaching the probes failed: %s; are syscall tracepoints "
@@ -427,20 +447,30 @@ static void tracer_close(struct tracer *t, bool pinned)
 	socket_trace_bpf__destroy(t->skel);
 }
 
-static int tracer_poll(struct tracer *t, int timeout_ms)
+/*
+ * Wait up to timeout_ms for events or a scrape, then take every event waiting.
+ * The kernel wakes us only when a batch is waiting (see ringbuf_wakeup_bytes);
+ * whatever arrived since is taken when the wait times out, so a quiet host
+ * still sees its records within timeout_ms. Returns 1 when prom_fd is ready.
+ */
+static int tracer_poll(struct tracer *t, int prom_fd, int timeout_ms)
 {
-	if (t->rb) {
-		/* The kernel wakes us only when a batch is waiting (see
-		 * ringbuf_wakeup_bytes); whatever arrived since is taken when
-		 * the wait times out, so a quiet host still sees records within
-		 * timeout_ms. */
-		int n = ring_buffer__poll(t->rb, timeout_ms);
+	struct pollfd fds[2] = {
+		{ .fd = t->rb ? ring_buffer__epoll_fd(t->rb) : perf_buffer__epoll_fd(t->pb),
+		  .events = POLLIN },
+		{ .fd = prom_fd, .events = POLLIN },
+	};
+	int n = poll(fds, prom_fd >= 0 ? 2 : 1, timeout_ms);
 
-		if (n < 0)
-			return n;
-		return ring_buffer__consume(t->rb);
-	}
-	return perf_buffer__poll(t->pb, timeout_ms);
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	if (t->rb)
+		n = ring_buffer__consume(t->rb);
+	else
+		n = perf_buffer__consume(t->pb);
+	if (n < 0)
+		return n;
+	return prom_fd >= 0 && (fds[1].revents & POLLIN);
 }
 
 /* ---- counters ----------------------------------------------------------- */
@@ -448,40 +478,84 @@ static int tracer_poll(struct tracer *t, int timeout_ms)
 static const char *const stat_names[] = {
 	"syscalls_traced", "events_sent", "events_dropped", "conns_created", "conns_closed",
 	"parse_lost", "parse_budget", "pipeline_overflow", "unpaired_responses",
-	"iov_truncated", "closed_pending",
+	"iov_truncated", "closed_pending", "metric_overflow", "logs_suppressed",
 };
 
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) ==
 		       sizeof(struct sonde_stats) / sizeof(__u64),
 	       "every counter in struct sonde_stats has a name");
 
-static void print_stats(struct tracer *t, const struct record_sink *sink, uint64_t timeouts,
-			uint64_t live)
+#define N_STATS (sizeof(struct sonde_stats) / sizeof(__u64))
+
+/* The kernel's counters summed over CPUs, perf buffer losses included. */
+static void read_stats(struct tracer *t, __u64 *sum)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct sonde_stats *per = calloc(ncpu > 0 ? ncpu : 1, sizeof(*per));
-	__u64 sum[sizeof(struct sonde_stats) / sizeof(__u64)] = { 0 };
 	__u32 zero = 0;
 
+	memset(sum, 0, N_STATS * sizeof(*sum));
 	if (per && ncpu > 0 &&
 	    bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stats), &zero, per) == 0) {
 		for (int c = 0; c < ncpu; c++)
-			for (size_t i = 0; i < sizeof(sum) / sizeof(sum[0]); i++)
+			for (size_t i = 0; i < N_STATS; i++)
 				sum[i] += ((__u64 *)&per[c])[i];
 	}
 	free(per);
-	sum[2] += t->perf_lost; /* events_dropped: perf buffer losses count too */
-	fprintf(stderr, "sonde: stats {");
-	for (size_t i = 0; i < sizeof(sum) / sizeof(sum[0]); i++)
-		fprintf(stderr, "\"%s\":%llu,", stat_names[i], (unsigned long long)sum[i]);
-	/* LRU evictions are not visible one by one: every state created and not
-	 * freed by close is either still live or was evicted */
-	uint64_t gone = sum[3] > sum[4] + live ? sum[3] - sum[4] - live : 0;
+	sum[2] += t->perf_lost; /* events_dropped */
+}
 
+/* LRU evictions are not visible one by one: every state created and not freed
+ * by close is either still live or was evicted. */
+static uint64_t evicted(const __u64 *sum, uint64_t live)
+{
+	return sum[3] > sum[4] + live ? sum[3] - sum[4] - live : 0;
+}
+
+static void print_stats(struct tracer *t, const struct record_sink *sink, uint64_t timeouts,
+			uint64_t live)
+{
+	__u64 sum[N_STATS];
+
+	read_stats(t, sum);
+	fprintf(stderr, "sonde: stats {");
+	for (size_t i = 0; i < N_STATS; i++)
+		fprintf(stderr, "\"%s\":%llu,", stat_names[i], (unsigned long long)sum[i]);
 	fprintf(stderr, "\"conns_live\":%" PRIu64 ",\"conns_evicted\":%" PRIu64
 			",\"records\":%" PRIu64 ",\"timeouts_reported\":%" PRIu64
 			",\"record_write_errors\":%" PRIu64 "}\n",
-		live, gone, sink->records, timeouts, sink->write_errors);
+		live, evicted(sum, live), sink->records, timeouts, sink->write_errors);
+}
+
+/* What /metrics says about sonde itself. */
+struct health {
+	struct tracer *t;
+	struct metrics *m;
+	const struct run_opts *o;
+	uint64_t *live;
+};
+
+static void write_health(FILE *f, void *arg)
+{
+	struct health *h = arg;
+	__u64 sum[N_STATS];
+
+	read_stats(h->t, sum);
+	for (size_t i = 0; i < N_STATS; i++)
+		fprintf(f, "# TYPE sonde_%s_total counter\nsonde_%s_total %llu\n", stat_names[i],
+			stat_names[i], (unsigned long long)sum[i]);
+	fprintf(f, "# HELP sonde_conns_tracked Connection states in the kernel map.\n"
+		   "# TYPE sonde_conns_tracked gauge\nsonde_conns_tracked %" PRIu64 "\n"
+		   "# TYPE sonde_conns_limit gauge\nsonde_conns_limit %u\n"
+		   "# TYPE sonde_conns_evicted_total counter\nsonde_conns_evicted_total %" PRIu64 "\n"
+		   "# HELP sonde_metric_series Metric series in the kernel map.\n"
+		   "# TYPE sonde_metric_series gauge\nsonde_metric_series %d\n"
+		   "# TYPE sonde_metric_series_limit gauge\nsonde_metric_series_limit %u\n"
+		   "# HELP sonde_probes_attached Probes attached, of sonde_probes.\n"
+		   "# TYPE sonde_probes_attached gauge\nsonde_probes_attached %d\n"
+		   "# TYPE sonde_probes gauge\nsonde_probes %d\n",
+		*h->live, h->o->max_conns, evicted(sum, *h->live), metrics_series(h->m),
+		h->o->max_series, h->t->attached, h->t->programs);
 }
 
 /* ---- run ---------------------------------------------------------------- */
@@ -503,6 +577,9 @@ int cmd_run(const struct run_opts *o)
 	struct record_sink sink = { .json = o->json, .quiet = o->quiet };
 	struct tracer t = { 0 };
 	uint64_t start, next_sweep, timeouts = 0, live = 0;
+	struct metrics *metrics = NULL;
+	struct health health;
+	int prom_fd = -1;
 	int rc = 0;
 
 	if (geteuid() != 0) {
@@ -529,22 +606,39 @@ int cmd_run(const struct run_opts *o)
 		rc = 1;
 		goto out;
 	}
+	metrics = metrics_new(bpf_map__fd(t.skel->maps.red), o);
+	if (!metrics) {
+		fprintf(stderr, "sonde: out of memory for %u metric series\n", o->max_series);
+		rc = 1;
+		goto out;
+	}
+	if (o->metrics_listen[0]) {
+		prom_fd = prom_listen(o->metrics_listen);
+		if (prom_fd < 0) {
+			rc = 1;
+			goto out;
+		}
+	}
+	health = (struct health){ .t = &t, .m = metrics, .o = o, .live = &live };
 	start = mono_ns();
 	next_sweep = start + 1000000000ull;
 	while (!stop_requested) {
 		uint64_t now;
-		int n = tracer_poll(&t, 100);
+		int n = tracer_poll(&t, prom_fd, 100);
 
 		if (n < 0 && n != -EINTR) {
 			fprintf(stderr, "sonde: polling events failed: %s\n", strerror(-n));
 			rc = 1;
 			break;
 		}
+		if (n > 0)
+			prom_serve_one(prom_fd, metrics, write_health, &health);
 		now = mono_ns();
 		if (now >= next_sweep) {
 			live = 0;
 			timeouts += sweep_timeouts(bpf_map__fd(t.skel->maps.conns), now,
 						   (uint64_t)(o->timeout_s * 1e9), &sink, &live);
+			metrics_poll(metrics, &sink, now);
 			next_sweep = now + 1000000000ull;
 			if (sink.out)
 				fflush(sink.out);
@@ -567,8 +661,13 @@ int cmd_run(const struct run_opts *o)
 	 * timeout reports nothing) */
 	live = 0;
 	sweep_timeouts(bpf_map__fd(t.skel->maps.conns), mono_ns(), UINT64_MAX, &sink, &live);
+	/* the last partial second of metrics */
+	metrics_poll(metrics, &sink, mono_ns());
 	print_stats(&t, &sink, timeouts, live);
 out:
+	if (prom_fd >= 0)
+		close(prom_fd);
+	metrics_free(metrics);
 	tracer_close(&t, o->pin);
 	if (sink.out && fclose(sink.out)) {
 		fprintf(stderr, "sonde: writing %s failed: %s\n", o->output, strerror(errno));

@@ -29,7 +29,29 @@ struct run_opts {
 	uint32_t max_conns;         /* connection state entries */
 	bool verifier_stats;        /* print per-program verifier work */
 	const char *verifier_log;   /* where a rejected program's log goes */
+	uint32_t log_mode;          /* 0 all, 1 errors, 2 sampled, 3 none (--logs) */
+	uint32_t log_sample_n;      /* --logs sampled:N */
+	const char *metrics_listen; /* host:port of /metrics, "" = off */
+	bool route_raw;             /* --route-normalize=off */
+	uint32_t max_series;        /* metric series in the kernel map */
+	uint32_t metric_idle_s;     /* drop series idle this long */
 };
+
+/* metrics.c: the kernel's RED map -> metric records and Prometheus text */
+struct metrics;
+struct record_sink;
+struct metrics *metrics_new(int red_fd, const struct run_opts *o);
+void metrics_free(struct metrics *m);
+/* Read the map; emit 1 s records, and 60 s records every minute. */
+void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now_mono_ns);
+/* Prometheus text exposition of everything known, plus health lines. */
+void metrics_write_prometheus(struct metrics *m, FILE *f);
+int metrics_series(const struct metrics *m);
+
+/* prom.c: a minimal HTTP/1.0 server for GET /metrics */
+int prom_listen(const char *hostport);
+/* Answer one waiting scrape; `health` appends sonde's own metrics. */
+void prom_serve_one(int listen_fd, struct metrics *m, void (*health)(FILE *, void *), void *arg);
 
 int parse_run_opts(int argc, char **argv, struct run_opts *o);
 int cmd_run(const struct run_opts *o);
@@ -51,6 +73,8 @@ void record_print_json(const sonde_Record *r, FILE *f);
 void record_print_text(const sonde_Record *r, FILE *f);
 int record_write_delimited(const sonde_Record *r, FILE *f);
 void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e);
+void sink_record(struct record_sink *s, const sonde_Record *r);
+extern const char *const method_names[SONDE_M__COUNT];
 
 /* sweep.c: requests that never got a response */
 /* Report requests older than timeout_ns; *live is set to the number of

@@ -40,6 +40,11 @@
 #ifndef H1_OPAQUE
 #define H1_OPAQUE(v) __asm__ __volatile__("" : "+r"(v))
 #endif
+/* Whether numeric and id-like path segments become placeholders in routes;
+ * BPF points this at a load-time constant (--route-normalize). */
+#ifndef H1_ROUTE_NORMALISE
+#define H1_ROUTE_NORMALISE 1
+#endif
 #ifndef H1_STEPS
 #define H1_STEPS 1024 /* parser steps per feed call */
 #endif
@@ -107,7 +112,21 @@ struct h1_slot {
 	__u8 path_len;
 	__u8 req_done;   /* request message fully seen */
 	char path[SONDE_PATH_MAX];
+	/* the path normalised into a metric route as it streams by (see
+	 * h1_route_byte): "/users/42?x" becomes "/users/:num" */
+	char route[SONDE_ROUTE_MAX];
+	__u8 route_len;
+	__u8 route_seg;    /* where the current segment starts in route */
+	__u8 route_seglen;
+	__u8 route_flags;  /* H1R_* */
+	__u32 _pad;
 };
+
+/* h1_slot.route_flags: what the current path segment could still be. */
+#define H1R_DIGITS    0x01 /* only digits so far */
+#define H1R_HEXY      0x02 /* only hex digits and dashes */
+#define H1R_ANY_DIGIT 0x04 /* at least one digit */
+#define H1R_DONE      0x08 /* the query or the end of the path was reached */
 
 /* Everything HTTP/1 keeps per connection. */
 struct h1_conn {
@@ -272,6 +291,80 @@ SONDE_INLINE void h1_request_begin(void *ctx, struct h1_conn *c, const struct h1
 	s->flags = 0;
 	s->path_len = 0;
 	s->req_done = 0;
+	s->route_len = 0;
+	s->route_seg = 0;
+	s->route_seglen = 0;
+	s->route_flags = H1R_DIGITS | H1R_HEXY;
+}
+
+/* ---- metric routes -------------------------------------------------------- */
+
+/*
+ * A path segment just ended: a segment of digits becomes ":num", one of 8 or
+ * more hex digits and dashes with a digit among them (uuids, hashes, object
+ * ids) becomes ":id". Everything up to the query string counts.
+ */
+SONDE_INLINE void h1_route_end_segment(struct h1_slot *s)
+{
+	__u8 f = s->route_flags, n = s->route_seglen, o = s->route_seg;
+	int num = f & H1R_DIGITS, id = (f & H1R_HEXY) && (f & H1R_ANY_DIGIT) && n >= 8;
+
+	if (!H1_ROUTE_NORMALISE || n == 0 || (!num && !id) || o > SONDE_ROUTE_MAX - 5)
+		return;
+	s->route[o & (SONDE_ROUTE_MAX - 1)] = ':';
+	s->route[(o + 1) & (SONDE_ROUTE_MAX - 1)] = num ? 'n' : 'i';
+	s->route[(o + 2) & (SONDE_ROUTE_MAX - 1)] = num ? 'u' : 'd';
+	if (num)
+		s->route[(o + 3) & (SONDE_ROUTE_MAX - 1)] = 'm';
+	s->route_len = o + (num ? 4 : 3);
+}
+
+/* One byte of the request target, for the route. */
+SONDE_INLINE void h1_route_byte(struct h1_slot *s, __u8 ch)
+{
+	__u8 f = s->route_flags;
+	__u8 n;
+
+	if (f & H1R_DONE)
+		return;
+	if (ch == '?' || ch == '#') {
+		h1_route_end_segment(s);
+		s->route_flags = f | H1R_DONE;
+		return;
+	}
+	if (ch == '/') {
+		h1_route_end_segment(s);
+		s->route_seg = s->route_len + 1;
+		s->route_seglen = 0;
+		s->route_flags = H1R_DIGITS | H1R_HEXY;
+	} else {
+		int digit = ch >= '0' && ch <= '9';
+		int hex = digit || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') || ch == '-';
+
+		if (!digit)
+			f &= ~H1R_DIGITS;
+		if (!hex)
+			f &= ~H1R_HEXY;
+		if (digit)
+			f |= H1R_ANY_DIGIT;
+		s->route_flags = f;
+		if (s->route_seglen < 255)
+			s->route_seglen++;
+	}
+	n = s->route_len;
+	if (n < SONDE_ROUTE_MAX - 1) {
+		s->route[n & (SONDE_ROUTE_MAX - 1)] = ch;
+		s->route_len = n + 1;
+	}
+}
+
+/* The target ended (the space before the version). */
+SONDE_INLINE void h1_route_finish(struct h1_slot *s)
+{
+	if (!(s->route_flags & H1R_DONE)) {
+		h1_route_end_segment(s);
+		s->route_flags |= H1R_DONE;
+	}
 }
 
 /* Slot of the request being parsed. */
@@ -548,6 +641,8 @@ SONDE_INLINE int h1_byte(void *ctx, struct h1_conn *c, struct h1_stream *st, __u
 
 	case H1_REQ_TARGET:
 		if (ch == ' ') {
+			if (h1_current_tracked(c))
+				h1_route_finish(h1_current_request(c));
 			st->sub = 0;
 			st->phase = H1_REQ_VERSION;
 			return 0;
@@ -560,6 +655,7 @@ SONDE_INLINE int h1_byte(void *ctx, struct h1_conn *c, struct h1_stream *st, __u
 			if (h1_current_tracked(c)) {
 				__u8 n = s->path_len;
 
+				h1_route_byte(s, ch);
 				if (n < SONDE_PATH_MAX) {
 					s->path[n] = ch;
 					s->path_len = n + 1;

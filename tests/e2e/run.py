@@ -73,7 +73,8 @@ class Sonde:
         stats = [l for l in err.splitlines() if l.startswith("sonde: stats ")]
         check(stats, "no stats line at exit: " + err)
         self.stats = json.loads(stats[-1][len("sonde: stats "):])
-        return self.records
+        self.metrics = [r for r in self.records if r["type"] == "metric"]
+        return [r for r in self.records if r["type"] == "l7"]
 
 
 def start_nginx(workdir):
