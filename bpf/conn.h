@@ -91,4 +91,45 @@ SONDE_INLINE void sonde_fill_l7_event(struct sonde_l7_event *e, __u64 conn_id,
 		e->path[i] = s->path[i];
 }
 
+/* The slot's route into a metric key, NUL-padded (keys are compared whole);
+ * eight bytes at a time, masking past the end (little-endian byte order). */
+SONDE_INLINE void sonde_key_route(struct sonde_red_key *key, const struct h1_slot *s)
+{
+	__u32 n = s->route_len;
+	__u64 w;
+	int i;
+
+#ifdef __clang__
+#pragma unroll
+#endif
+	for (i = 0; i < SONDE_ROUTE_MAX / 8; i++) {
+		__builtin_memcpy(&w, s->route + i * 8, 8);
+		if (n <= (__u32)i * 8)
+			w = 0;
+		else if (n < (__u32)i * 8 + 8)
+			w &= (1ULL << ((n - i * 8) * 8)) - 1;
+		__builtin_memcpy(key->route + i * 8, &w, 8);
+	}
+}
+
+/* The metric series a transaction of this slot belongs to. */
+SONDE_INLINE void sonde_fill_red_key(struct sonde_red_key *key, const struct sonde_conn *c,
+				     const struct h1_slot *s)
+{
+	key->pid = s->pid;
+	key->role = sonde_conn_role(c);
+	key->proto = SONDE_PROTO_HTTP1;
+	key->method = s->method;
+	key->family = c->family;
+	key->_pad = 0;
+	if (key->role == SONDE_ROLE_SERVER) {
+		sonde_copy16(key->server_addr, c->laddr);
+		key->server_port = c->lport;
+	} else {
+		sonde_copy16(key->server_addr, c->raddr);
+		key->server_port = c->rport;
+	}
+	sonde_key_route(key, s);
+}
+
 #endif /* SONDE_CONN_H */

@@ -140,6 +140,7 @@ struct sonde_red_val {
 	__u64 req_bytes;
 	__u64 resp_bytes;
 	__u64 latency_sum_ns;
+	char comm[SONDE_COMM_LEN]; /* process name when the series appeared */
 	__u32 latency_hist[SONDE_LAT_BUCKETS];
 };
 

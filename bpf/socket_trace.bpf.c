@@ -204,25 +204,6 @@ SONDE_INLINE int sonde_read_user(void *dst, __u32 n, const void *src)
 	return bpf_probe_read_user(dst, n, src);
 }
 
-/* The slot's route into the key, NUL-padded (keys are compared whole); eight
- * bytes at a time, masking past the end (little-endian byte order). */
-SONDE_INLINE void red_copy_route(struct sonde_red_key *key, const struct h1_slot *s)
-{
-	__u32 n = s->route_len;
-	__u64 w;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < SONDE_ROUTE_MAX / 8; i++) {
-		__builtin_memcpy(&w, s->route + i * 8, 8);
-		if (n <= (__u32)i * 8)
-			w = 0;
-		else if (n < (__u32)i * 8 + 8)
-			w &= (1ULL << ((n - i * 8) * 8)) - 1;
-		__builtin_memcpy(key->route + i * 8, &w, 8);
-	}
-}
-
 /* Count a finished transaction in its metric series (every transaction, whatever --logs says). */
 SONDE_INLINE void red_account(struct feed_ctx *fc, struct h1_slot *s, __u16 status,
 			      __u64 resp_bytes, __u64 latency, __u8 flags)
@@ -237,26 +218,18 @@ SONDE_INLINE void red_account(struct feed_ctx *fc, struct h1_slot *s, __u16 stat
 	if (!rs)
 		return;
 	key = &rs->key;
-	key->pid = s->pid;
-	key->role = sonde_conn_role(c);
-	key->proto = SONDE_PROTO_HTTP1;
-	key->method = s->method;
-	key->family = c->family;
-	key->_pad = 0;
-	if (key->role == SONDE_ROLE_SERVER) {
-		sonde_copy16(key->server_addr, c->laddr);
-		key->server_port = c->lport;
-	} else {
-		sonde_copy16(key->server_addr, c->raddr);
-		key->server_port = c->rport;
-	}
-	red_copy_route(key, s);
+	sonde_fill_red_key(key, c, s);
 	v = bpf_map_lookup_elem(&red, key);
 	if (!v) {
 		struct sonde_red_val *tmpl = bpf_map_lookup_elem(&red_zero, &zero);
 
-		if (tmpl && bpf_map_update_elem(&red, key, tmpl, BPF_NOEXIST) == 0)
+		if (tmpl && bpf_map_update_elem(&red, key, tmpl, BPF_NOEXIST) == 0) {
 			v = bpf_map_lookup_elem(&red, key);
+			/* name the series now: short-lived clients are gone by the time
+			 * user space reads it */
+			if (v)
+				bpf_get_current_comm(v->comm, sizeof(v->comm));
+		}
 	}
 	if (!v) {
 		/* the map is full: the overflow series takes it */
@@ -415,9 +388,14 @@ SONDE_INLINE void conn_learn_endpoints(struct sonde_conn *c, struct sock *sk)
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
 	if (family == AF_INET) {
+		/* 4 bytes each (reading into the 16-byte arrays directly would
+		 * copy 16, and the neighbouring fields with them) */
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
 		c->family = SONDE_FAMILY_INET;
-		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->laddr, &l, 4);
+		__builtin_memcpy(c->raddr, &r, 4);
 	} else if (family == AF_INET6) {
 		c->family = SONDE_FAMILY_INET6;
 		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr);

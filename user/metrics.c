@@ -30,7 +30,9 @@ struct series {
 	bool used;
 	bool seen;                 /* present in this read */
 	char comm[SONDE_COMM_LEN];
-	struct red_totals last;    /* as of the previous read */
+	struct red_totals kern;    /* the kernel's totals at the latest read */
+	struct red_totals extra;   /* timeouts the user-space sweep added */
+	struct red_totals last;    /* kern + extra as of the previous read */
 	struct red_totals minute;  /* accumulated since the last 60 s record */
 	uint64_t active_ns;        /* last read with new traffic */
 };
@@ -234,10 +236,55 @@ static void emit_record(struct metrics *m, struct record_sink *sink, const struc
 	sink_record(sink, &r);
 }
 
+/* The series of a key, created if new; NULL when the table is full. */
+static struct series *series_get(struct metrics *m, const struct sonde_red_key *key, uint64_t now)
+{
+	struct series *s = find_slot(m, key);
+
+	if (s->used)
+		return s;
+	if (m->used + 1 >= m->cap / 2)
+		return NULL; /* twice what the kernel holds: not reached */
+	memset(s, 0, sizeof(*s));
+	s->used = true;
+	s->key = *key;
+	s->active_ns = now;
+	read_comm(key->pid, s->comm);
+	m->used++;
+	return s;
+}
+
+void metrics_add_timeout(struct metrics *m, const struct sonde_red_key *key)
+{
+	struct series *s = series_get(m, key, mono_ns());
+
+	if (!s)
+		return;
+	s->extra.requests++;
+	s->extra.errors_other++;
+}
+
+/* Rebuild the table without the series marked unused (open addressing has no
+ * cheap delete). */
+static void rehash(struct metrics *m)
+{
+	struct series *old = m->tab;
+
+	m->tab = calloc(m->cap, sizeof(*m->tab));
+	if (!m->tab) {
+		m->tab = old;
+		return;
+	}
+	for (size_t i = 0; i < m->cap; i++)
+		if (old[i].used)
+			*find_slot(m, &old[i].key) = old[i];
+	free(old);
+}
+
 void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 {
 	struct sonde_red_key key, next, *prev = NULL;
-	bool minute = false;
+	bool minute = false, dropped = false;
 
 	m->realtime_offset_ns = sink->realtime_offset_ns;
 	if (!m->next_minute_ns)
@@ -246,26 +293,32 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 		minute = true;
 		m->next_minute_ns += 60000000000ull;
 	}
+	for (size_t i = 0; i < m->cap; i++)
+		m->tab[i].seen = false;
+	/* 1: the kernel's totals */
 	while (bpf_map_get_next_key(m->fd, prev, &next) == 0) {
-		struct red_totals cur, d;
 		struct series *s;
 
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(m->fd, &key, m->percpu))
 			continue;
-		sum_cpus(m, &cur);
-		s = find_slot(m, &key);
-		if (!s->used) {
-			if (m->used + 1 >= m->cap / 2)
-				continue; /* never more than the kernel holds, so not reached */
-			memset(s, 0, sizeof(*s));
-			s->used = true;
-			s->key = key;
-			s->active_ns = now;
-			read_comm(key.pid, s->comm);
-			m->used++;
-		}
+		s = series_get(m, &key, now);
+		if (!s)
+			continue;
+		sum_cpus(m, &s->kern);
+		for (int c = 0; c < m->ncpu && !s->comm[0]; c++)
+			memcpy(s->comm, m->percpu[c].comm, SONDE_COMM_LEN - 1);
+		s->seen = true;
+	}
+	/* 2: what changed since the last read, per series */
+	for (size_t i = 0; i < m->cap; i++) {
+		struct series *s = &m->tab[i];
+		struct red_totals cur = s->kern, d;
+
+		if (!s->used)
+			continue;
+		totals_add(&cur, &s->extra);
 		totals_sub(&cur, &s->last, &d);
 		s->last = cur;
 		if (d.requests) {
@@ -279,27 +332,16 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 		}
 		/* a series idle for long (its process gone, its route unused) leaves
 		 * the kernel map so new ones have room; the overflow series stays */
-		if (m->idle_ns && now - s->active_ns > m->idle_ns && key.method != SONDE_M_OVERFLOW &&
-		    bpf_map_delete_elem(m->fd, &key) == 0) {
-			/* a tombstone would complicate probing: rebuild instead */
+		if (m->idle_ns && now - s->active_ns > m->idle_ns &&
+		    s->key.method != SONDE_M_OVERFLOW &&
+		    (!s->seen || bpf_map_delete_elem(m->fd, &s->key) == 0)) {
 			s->used = false;
 			m->used--;
-			struct series *old = m->tab;
-			size_t cap = m->cap;
-
-			m->tab = calloc(cap, sizeof(*m->tab));
-			if (!m->tab) {
-				m->tab = old;
-				s->used = true;
-				m->used++;
-				continue;
-			}
-			for (size_t i = 0; i < cap; i++)
-				if (old[i].used)
-					*find_slot(m, &old[i].key) = old[i];
-			free(old);
+			dropped = true;
 		}
 	}
+	if (dropped)
+		rehash(m);
 }
 
 /* ---- Prometheus text exposition ----------------------------------------- */

@@ -636,8 +636,9 @@ int cmd_run(const struct run_opts *o)
 		now = mono_ns();
 		if (now >= next_sweep) {
 			live = 0;
-			timeouts += sweep_timeouts(bpf_map__fd(t.skel->maps.conns), now,
-						   (uint64_t)(o->timeout_s * 1e9), &sink, &live);
+			timeouts += sweep_timeouts(bpf_map__fd(t.skel->maps.conns),
+						   (uint64_t)(o->timeout_s * 1e9), o, &sink, metrics,
+						   &live);
 			metrics_poll(metrics, &sink, now);
 			next_sweep = now + 1000000000ull;
 			if (sink.out)
@@ -646,7 +647,8 @@ int cmd_run(const struct run_opts *o)
 		if (stats_requested) {
 			stats_requested = 0;
 			live = 0;
-			sweep_timeouts(bpf_map__fd(t.skel->maps.conns), now, UINT64_MAX, &sink, &live);
+			sweep_timeouts(bpf_map__fd(t.skel->maps.conns), UINT64_MAX, o, &sink, metrics,
+				       &live);
 			print_stats(&t, &sink, timeouts, live);
 		}
 		if (o->duration_s > 0 && now - start >= (uint64_t)(o->duration_s * 1e9))
@@ -660,7 +662,7 @@ int cmd_run(const struct run_opts *o)
 	/* count the live states once more for the final figures (an infinite
 	 * timeout reports nothing) */
 	live = 0;
-	sweep_timeouts(bpf_map__fd(t.skel->maps.conns), mono_ns(), UINT64_MAX, &sink, &live);
+	sweep_timeouts(bpf_map__fd(t.skel->maps.conns), UINT64_MAX, o, &sink, metrics, &live);
 	/* the last partial second of metrics */
 	metrics_poll(metrics, &sink, mono_ns());
 	print_stats(&t, &sink, timeouts, live);

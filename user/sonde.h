@@ -38,7 +38,6 @@ struct run_opts {
 };
 
 /* metrics.c: the kernel's RED map -> metric records and Prometheus text */
-struct metrics;
 struct record_sink;
 struct metrics *metrics_new(int red_fd, const struct run_opts *o);
 void metrics_free(struct metrics *m);
@@ -47,6 +46,9 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now_mono
 /* Prometheus text exposition of everything known, plus health lines. */
 void metrics_write_prometheus(struct metrics *m, FILE *f);
 int metrics_series(const struct metrics *m);
+/* A timeout found by the user-space sweep: counted in its series here, since
+ * the kernel never saw it end. */
+void metrics_add_timeout(struct metrics *m, const struct sonde_red_key *key);
 
 /* prom.c: a minimal HTTP/1.0 server for GET /metrics */
 int prom_listen(const char *hostport);
@@ -77,10 +79,12 @@ void sink_record(struct record_sink *s, const sonde_Record *r);
 extern const char *const method_names[SONDE_M__COUNT];
 
 /* sweep.c: requests that never got a response */
-/* Report requests older than timeout_ns; *live is set to the number of
- * connection states in the map. Returns the number reported. */
-int sweep_timeouts(int conns_fd, uint64_t now_mono_ns, uint64_t timeout_ns,
-		   struct record_sink *sink, uint64_t *live);
+/* Report requests older than timeout_ns (records as --logs says, and in the
+ * metric series); *live counts the connection states in the map. With
+ * timeout_ns UINT64_MAX it only counts. Returns the number reported. */
+struct metrics;
+int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
+		   struct record_sink *sink, struct metrics *m, uint64_t *live);
 
 uint64_t mono_ns(void);
 uint64_t realtime_ns(void);

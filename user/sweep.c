@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <bpf/bpf.h>
@@ -21,8 +22,9 @@
 struct sweep_ctx {
 	struct sonde_conn *conn;
 	__u64 key;
-	struct record_sink *sink;
-	int reported;
+	struct sonde_l7_event ev[SONDE_PIPELINE_DEPTH]; /* timeouts found, not yet reported */
+	struct sonde_red_key series[SONDE_PIPELINE_DEPTH];
+	int n;
 };
 
 SONDE_INLINE int sonde_read_user(void *dst, __u32 n, const void *src)
@@ -56,43 +58,73 @@ SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s,
 				__u64 resp_bytes, __u64 ts_end, __u8 flags)
 {
 	struct sweep_ctx *sc = ctx;
-	struct sonde_l7_event ev;
 
 	(void)c;
-	memset(&ev, 0, sizeof(ev));
-	sonde_fill_l7_event(&ev, sc->key, sc->conn, s, status, resp_bytes, ts_end, flags);
-	read_comm(ev.pid, ev.comm);
-	sink_l7_event(sc->sink, &ev);
-	sc->reported++;
+	if (sc->n >= SONDE_PIPELINE_DEPTH)
+		return;
+	memset(&sc->ev[sc->n], 0, sizeof(sc->ev[0]));
+	memset(&sc->series[sc->n], 0, sizeof(sc->series[0]));
+	sonde_fill_l7_event(&sc->ev[sc->n], sc->key, sc->conn, s, status, resp_bytes, ts_end, flags);
+	sonde_fill_red_key(&sc->series[sc->n], sc->conn, s);
+	sc->n++;
 }
 
-int sweep_timeouts(int conns_fd, uint64_t now, uint64_t timeout_ns, struct record_sink *sink,
-		   uint64_t *live)
+/* Does --logs want a record of a timed-out request? (Timeouts are errors.) */
+static bool log_timeout(const struct run_opts *o)
+{
+	if (o->log_mode == 3)
+		return false;
+	if (o->log_mode == 2)
+		return rand() % o->log_sample_n == 0;
+	return true;
+}
+
+int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
+		   struct record_sink *sink, struct metrics *m, uint64_t *live)
 {
 	__u64 key, next;
 	__u64 *prev = NULL;
-	struct sonde_conn conn;
+	struct sonde_conn conn, again;
 	int total = 0;
 
 	while (bpf_map_get_next_key(conns_fd, prev, &next) == 0) {
-		struct sweep_ctx sc = { .conn = &conn, .key = next, .sink = sink };
+		struct sweep_ctx sc = { .conn = &conn, .key = next };
+		uint64_t now;
 
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(conns_fd, &key, &conn))
 			continue;
 		(*live)++;
-		if (conn.proto != SONDE_PROTO_HTTP1 || conn.h1.req_seq == conn.h1.resp_seq)
+		if (timeout_ns == UINT64_MAX || conn.proto != SONDE_PROTO_HTTP1 ||
+		    conn.h1.req_seq == conn.h1.resp_seq)
 			continue;
+		/* read the clock after the state: no request in it is newer */
+		now = mono_ns();
+		memcpy(&again, &conn, sizeof(conn));
 		for (int i = 0; i < SONDE_PIPELINE_DEPTH; i++)
 			if (!h1_expire_one(&sc, &conn.h1, now, timeout_ns))
 				break;
-		if (sc.reported) {
-			/* the stream that waited is reset: a late response is unpaired */
-			h1_stream_reset(&conn.h1.resp);
-			bpf_map_update_elem(conns_fd, &key, &conn, BPF_EXIST);
-			total += sc.reported;
+		if (!sc.n)
+			continue;
+		/* Write back only if the kernel did not touch the connection since it
+		 * was read (else try again next second): the window in which a
+		 * kernel update could be overwritten is the one between this
+		 * lookup and the update. */
+		struct sonde_conn cur;
+
+		if (bpf_map_lookup_elem(conns_fd, &key, &cur) || memcmp(&cur, &again, sizeof(cur)))
+			continue;
+		if (bpf_map_update_elem(conns_fd, &key, &conn, BPF_EXIST))
+			continue;
+		for (int i = 0; i < sc.n; i++) {
+			metrics_add_timeout(m, &sc.series[i]);
+			if (log_timeout(o)) {
+				read_comm(sc.ev[i].pid, sc.ev[i].comm);
+				sink_l7_event(sink, &sc.ev[i]);
+			}
 		}
+		total += sc.n;
 	}
 	return total;
 }

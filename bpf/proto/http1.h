@@ -1034,7 +1034,9 @@ SONDE_INLINE int h1_expire_one(void *ctx, struct h1_conn *c, __u64 now, __u64 ti
 {
 	if (c->resp_seq == c->req_seq)
 		return 0;
-	if (h1_head_tracked(c) && now - h1_head_slot(c)->ts_start < timeout_ns)
+	/* a request that started after `now` was read is young, not ancient */
+	if (h1_head_tracked(c) && (h1_head_slot(c)->ts_start >= now ||
+				   now - h1_head_slot(c)->ts_start < timeout_ns))
 		return 0;
 	h1_complete(ctx, c, 0, 0, now, SONDE_F_TIMEOUT);
 	/* a response in flight answered the expired request, not the next */

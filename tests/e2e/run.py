@@ -487,6 +487,180 @@ def check_pin_and_pid(binary):
     return results
 
 
+def letters(n):
+    """A path segment no normalisation touches: base-26 letters."""
+    out = ""
+    while True:
+        out += chr(ord("a") + n % 26)
+        n //= 26
+        if not n:
+            return out
+
+
+def prom_query(port, q):
+    import urllib.parse
+    import urllib.request
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        res = json.load(r)["data"]["result"]
+    return [float(x["value"][1]) for x in res]
+
+
+def start_prometheus(workdir, target):
+    prom = shutil.which("prometheus")
+    if not prom:
+        return None
+    conf = os.path.join(workdir, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write(f"global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                f"  - job_name: sonde\n    static_configs:\n      - targets: ['{target}']\n")
+    proc = subprocess.Popen([prom, f"--config.file={conf}", f"--storage.tsdb.path={workdir}/tsdb",
+                             "--web.listen-address=127.0.0.1:19090"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "prom.log"), "w"))
+    # Prometheus applies its targets after a discovery delay (~5 s): wait
+    # until sonde has been scraped once
+    for _ in range(150):
+        try:
+            if prom_query(19090, 'up{job="sonde"}') == [1.0]:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise Failure("prometheus did not start: " + open(os.path.join(workdir, "prom.log")).read()[-500:])
+
+
+def check_metrics(binary):
+    """Metrics count every request exactly, with --logs none, in the right
+    latency buckets, under a cardinality flood, and through a real Prometheus."""
+    results = []
+    flood = 100000
+    with tempfile.TemporaryDirectory(prefix="sonde-e2e-metrics-") as wd:
+        os.chmod(wd, 0o755)
+        nginx, _ = start_nginx(wd)
+        py, _ = start_pyserver(wd)
+        prom = None
+        try:
+            sonde = Sonde(binary, wd, ["--logs", "none", "--max-series", "256",
+                                       "--metrics-listen", "127.0.0.1:19433"])
+            prom = start_prometheus(wd, "127.0.0.1:19433")
+            mix = {200: 40, 404: 10, 503: 5}
+            for code, n in mix.items():
+                for _ in range(n):
+                    check(curl(f"http://127.0.0.1:{PY_PORT}/status/{code}/m1") == str(code), "mix")
+            s = socket.create_connection(("127.0.0.1", PY_PORT))
+            f = s.makefile("rb")
+            for i in range(20):
+                s.sendall(b"GET /sleep/30/m2 HTTP/1.1\r\nHost: x\r\n\r\n")
+                f.readline()
+                while f.readline() not in (b"\r\n", b""):
+                    pass
+                f.read(6)
+            s.close()
+            prom_results = {}
+            if prom:
+                sel = 'route="/status/:num/m1",role="server"'
+                # sonde reads its map each second, Prometheus scrapes each second
+                for _ in range(50):
+                    if prom_query(19090, f"sum(sonde_requests_total{{{sel}}})") == [55.0]:
+                        break
+                    time.sleep(0.2)
+                prom_results["requests"] = prom_query(19090, f"sum(sonde_requests_total{{{sel}}})")
+                prom_results["errors"] = prom_query(19090, f"sum(sonde_request_errors_total{{{sel}}})")
+                # a rate needs two samples of the series in its window
+                for _ in range(50):
+                    prom_results["rate"] = prom_query(19090, f"sum(rate(sonde_requests_total{{{sel}}}[1m]))")
+                    if prom_results["rate"]:
+                        break
+                    time.sleep(0.2)
+            # the flood: distinct paths nothing normalises, on one keep-alive connection
+            s = socket.create_connection(("127.0.0.1", NGINX_PORT))
+            f = s.makefile("rb")
+            batch = 4  # pipelined within sonde's depth of 4
+            for start in range(0, flood, batch):
+                s.sendall(b"".join(b"GET /flood/%s HTTP/1.1\r\nHost: x\r\n\r\n" % letters(i).encode()
+                                   for i in range(start, start + batch)))
+                for _ in range(batch):
+                    length = 0
+                    f.readline()
+                    while True:
+                        line = f.readline()
+                        if line in (b"\r\n", b""):
+                            break
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    f.read(length)
+            s.close()
+            scrape = subprocess.run(["curl", "-s", "http://127.0.0.1:19433/metrics"],
+                                    capture_output=True, text=True).stdout
+            records = sonde.stop()
+        finally:
+            for p in (nginx, py, prom):
+                if p:
+                    p.terminate()
+                    p.wait(timeout=20)
+    st = sonde.stats
+    total = sum(mix.values()) + 20 + flood
+
+    def series(role, route):
+        return [m for m in sonde.metrics if m["interval_s"] == 1 and m["role"] == role and m["route"] == route]
+
+    def outcome(name, fn):
+        try:
+            fn()
+            results.append((name, None))
+        except (Failure, KeyError, IndexError, ValueError) as e:
+            results.append((name, str(e)))
+
+    def exact_counts():
+        for role in ("client", "server"):
+            got = series(role, "/status/:num/m1")
+            n = sum(m["requests"] for m in got)
+            check(n == 55, f"{role}: {n} requests in /status/:num/m1, want 55")
+            check(sum(m["errors_4xx"] for m in got) == 10 and sum(m["errors_5xx"] for m in got) == 5,
+                  f"{role}: error split {[(m['errors_4xx'], m['errors_5xx']) for m in got]}")
+        # every transaction, both sides, is in some series (the overflow one included)
+        n = sum(m["requests"] for m in sonde.metrics if m["interval_s"] == 1)
+        check(n == 2 * total, f"series hold {n} transactions, want {2 * total}")
+
+    def logs_none():
+        check(not records, f"{len(records)} request records with --logs none")
+        check(st["events_sent"] == 0 and st["logs_suppressed"] == 2 * total,
+              f"events_sent {st['events_sent']}, logs_suppressed {st['logs_suppressed']}, want 0 and {2 * total}")
+
+    def latency_buckets():
+        got = series("server", "/sleep/:num/m2")
+        check(sum(m["requests"] for m in got) == 20, f"sleep series: {got}")
+        p50s = [m["p50_ns"] for m in got]
+        check(all(30e6 <= p <= 40e6 for p in p50s), f"server p50 {p50s} outside 30-40 ms")
+        line = [l for l in scrape.splitlines() if l.startswith("sonde_request_duration_seconds_bucket{")
+                and 'route="/sleep/:num/m2"' in l and 'role="server"' in l]
+        le = {l.split(',le="')[1].split('"')[0]: int(l.split()[-1]) for l in line}
+        check(le.get("0.025") == 0 and le.get("0.05") == 20, f"histogram buckets {le}")
+
+    def flood_bounded():
+        check(st["metric_overflow"] > 0, "no overflow counted under a 100k-path flood")
+        series_line = [l for l in scrape.splitlines() if l.startswith("sonde_metric_series ")]
+        n = int(series_line[0].split()[1])
+        check(n <= 256, f"{n} series exceed --max-series 256")
+        ovf = sum(m["requests"] for m in sonde.metrics if m["interval_s"] == 1 and m["overflow"])
+        check(ovf == st["metric_overflow"], f"overflow series holds {ovf}, counter says {st['metric_overflow']}")
+
+    def prometheus():
+        if not prom_results:
+            raise Failure("prometheus is not installed (scripts/deps.sh installs it)")
+        check(prom_results["requests"] == [55.0], f"PromQL requests {prom_results['requests']}")
+        check(prom_results["errors"] == [15.0], f"PromQL errors {prom_results['errors']}")
+        check(prom_results["rate"] and prom_results["rate"][0] > 0, f"PromQL rate {prom_results['rate']}")
+
+    outcome("metrics_exact_counts", exact_counts)
+    outcome("metrics_logs_none", logs_none)
+    outcome("metrics_latency_buckets", latency_buckets)
+    outcome("metrics_cardinality_flood", flood_bounded)
+    outcome("metrics_prometheus_scrape", prometheus)
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sonde", required=True)
@@ -508,6 +682,8 @@ def main():
     results += check_errors(binary)
     if not args.only:
         results += check_pin_and_pid(binary)
+    if not args.only or "metrics" in args.only:
+        results += check_metrics(binary)
     passed = sum(1 for _, e in results if e is None)
     for name, err in results:
         print(f"{'PASS' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
