@@ -13,6 +13,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: sonde <command> [options]\n"
 	      "  run [options]     collect until interrupted (sonde run --help for options)\n"
+	      "  top [options]     live table of services by request rate (run's options)\n"
 	      "  decode PATH       print every record of a record file as a JSON line\n"
 	      "  version           print the version\n",
 	      f);
@@ -29,6 +30,17 @@ int main(int argc, char **argv)
 
 		if (parse_run_opts(argc - 1, argv + 1, &o))
 			return 2;
+		return cmd_run(&o);
+	}
+	if (!strcmp(argv[1], "top")) {
+		struct run_opts o;
+
+		if (parse_run_opts(argc - 1, argv + 1, &o))
+			return 2;
+		/* metrics only: the table is built from the kernel's series */
+		o.top = true;
+		o.log_mode = 3;
+		o.quiet = true;
 		return cmd_run(&o);
 	}
 	if (!strcmp(argv[1], "decode")) {

@@ -222,6 +222,8 @@ int record_write_delimited(const sonde_Record *r, FILE *f)
 
 void sink_record(struct record_sink *s, const sonde_Record *r)
 {
+	if (r->has_metric && s->on_metric)
+		s->on_metric(s->on_metric_arg, r);
 	s->records++;
 	if (s->out && record_write_delimited(r, s->out))
 		s->write_errors++;

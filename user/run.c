@@ -578,6 +578,7 @@ int cmd_run(const struct run_opts *o)
 	struct tracer t = { 0 };
 	uint64_t start, next_sweep, timeouts = 0, live = 0;
 	struct metrics *metrics = NULL;
+	struct top *top = NULL;
 	struct health health;
 	int prom_fd = -1;
 	int rc = 0;
@@ -619,6 +620,15 @@ int cmd_run(const struct run_opts *o)
 			goto out;
 		}
 	}
+	if (o->top) {
+		top = top_new();
+		if (!top) {
+			rc = 1;
+			goto out;
+		}
+		sink.on_metric = top_on_metric;
+		sink.on_metric_arg = top;
+	}
 	health = (struct health){ .t = &t, .m = metrics, .o = o, .live = &live };
 	start = mono_ns();
 	next_sweep = start + 1000000000ull;
@@ -640,6 +650,8 @@ int cmd_run(const struct run_opts *o)
 						   (uint64_t)(o->timeout_s * 1e9), o, &sink, metrics,
 						   &live);
 			metrics_poll(metrics, &sink, now);
+			if (top && top_render(top))
+				break;
 			next_sweep = now + 1000000000ull;
 			if (sink.out)
 				fflush(sink.out);
@@ -670,6 +682,7 @@ out:
 	if (prom_fd >= 0)
 		close(prom_fd);
 	metrics_free(metrics);
+	top_free(top);
 	tracer_close(&t, o->pin);
 	if (sink.out && fclose(sink.out)) {
 		fprintf(stderr, "sonde: writing %s failed: %s\n", o->output, strerror(errno));

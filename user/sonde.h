@@ -35,7 +35,16 @@ struct run_opts {
 	bool route_raw;             /* --route-normalize=off */
 	uint32_t max_series;        /* metric series in the kernel map */
 	uint32_t metric_idle_s;     /* drop series idle this long */
+	bool top;                   /* sonde top: a live table instead of records */
 };
+
+/* top.c: `sonde top` */
+struct top;
+struct top *top_new(void);
+void top_free(struct top *t);
+void top_on_metric(void *arg, const sonde_Record *r);
+/* Show the last second; returns true when the view is done (not a terminal). */
+bool top_render(struct top *t);
 
 /* metrics.c: the kernel's RED map -> metric records and Prometheus text */
 struct record_sink;
@@ -67,6 +76,9 @@ struct record_sink {
 	uint64_t realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC at start */
 	uint64_t records;      /* records handled */
 	uint64_t write_errors; /* records the file did not take */
+	/* also handed every metric record (sonde top) */
+	void (*on_metric)(void *arg, const sonde_Record *r);
+	void *on_metric_arg;
 };
 
 void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset_ns,

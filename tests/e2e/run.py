@@ -661,6 +661,36 @@ def check_metrics(binary):
     return results
 
 
+def check_top(binary):
+    """sonde top, stdout not a terminal: one snapshot of the busiest series, then exit."""
+    with tempfile.TemporaryDirectory(prefix="sonde-e2e-top-") as wd:
+        os.chmod(wd, 0o755)
+        py, _ = start_pyserver(wd)
+        stop = time.time() + 15
+        try:
+            top = subprocess.Popen([binary, "top", "--port", str(PY_PORT), "--metrics-listen", "off"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            while top.poll() is None and time.time() < stop:
+                curl(f"http://127.0.0.1:{PY_PORT}/status/500/top/1")
+            out, err = top.communicate(timeout=10)
+        finally:
+            py.terminate()
+            py.wait(timeout=10)
+    try:
+        check(top.returncode == 0, f"sonde top exited {top.returncode}: {err}")
+        lines = out.splitlines()
+        check(lines and lines[0].split()[:3] == ["COMM", "PID", "ROLE"], f"no header: {out!r}")
+        rows = [l for l in lines[1:] if "/status/:num/top/:num" in l]
+        # one server (python), one row per curl process (each its own pid)
+        servers = [r for r in rows if r.split()[2] == "server"]
+        check(len(servers) == 1 and rows[0] == servers[0] and len(rows) >= 2,
+              f"want the server row first, then client rows: {out[:600]!r}")
+        check(all("100.0%" in r for r in rows), f"every row has 100% errors: {out[:600]!r}")
+        return [("top_snapshot", None)]
+    except Failure as e:
+        return [("top_snapshot", str(e))]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sonde", required=True)
@@ -684,6 +714,7 @@ def main():
         results += check_pin_and_pid(binary)
     if not args.only or "metrics" in args.only:
         results += check_metrics(binary)
+        results += check_top(binary)
     passed = sum(1 for _, e in results if e is None)
     for name, err in results:
         print(f"{'PASS' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
