@@ -1,0 +1,99 @@
+# Native parser tests and libFuzzer targets for bpf/proto/*.h.
+# Included from tests/tests.mk; uses OUTPUT, CC and CLANG from the Makefile.
+#
+#   make test-unit                 unit tests under ASan/UBSan (default and
+#                                  tiny-window builds of the parser, one binary)
+#   make test-fuzz [FUZZ_SECONDS=60]  each fuzz target for FUZZ_SECONDS (in
+#                                  parallel), after replaying the seed corpus
+#
+# Products land in $(OUTPUT)/tests/unit and $(OUTPUT)/tests/fuzz; the fuzz seed
+# corpus is generated there from tests/unit/captures, nothing is written into
+# the source tree.
+
+OUTPUT       ?= .output
+CC           ?= gcc
+CLANG        ?= clang
+FUZZ_SECONDS ?= 60
+
+UNIT_DIR      := $(OUTPUT)/tests/unit
+FUZZ_DIR      := $(OUTPUT)/tests/fuzz
+UNIT_CAPTURES := tests/unit/captures
+UNIT_BIN      := $(UNIT_DIR)/test_http1
+
+SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+UNIT_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror $(SAN_FLAGS) -I bpf -I .
+# the second build: a 16-byte window and a 7-step budget, so window refills
+# and budget resumption happen at every offset of every capture
+UNIT_SMALL   := -DSONDE_TEST_SMALL -DH1_WINDOW=16 -DH1_STEPS=7
+
+$(UNIT_DIR)/test_http1.o: tests/unit/test_http1.c
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -DSONDE_TEST_WITH_SMALL -MMD -MP -MF $(@:.o=.d) -MT $@ -c $< -o $@
+
+$(UNIT_DIR)/test_http1_small.o: tests/unit/test_http1.c
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) $(UNIT_SMALL) -MMD -MP -MF $(@:.o=.d) -MT $@ -c $< -o $@
+
+$(UNIT_BIN): $(UNIT_DIR)/test_http1.o $(UNIT_DIR)/test_http1_small.o
+	$(CC) $(SAN_FLAGS) $^ -o $@
+
+.PHONY: test-unit test-fuzz
+test-unit: $(UNIT_BIN)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(UNIT_BIN) $(UNIT_CAPTURES)
+
+# --- fuzzing ---------------------------------------------------------------
+FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -I bpf -I .
+# targets: the parser as the kernel runs it, and with a tiny window and budget
+FUZZ_TARGETS := fuzz_http1 fuzz_http1_small
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+FUZZ_SEEDS   := $(FUZZ_DIR)/seeds/http1
+
+$(FUZZ_DIR)/fuzz_http1: tests/fuzz/fuzz_http1.c
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -MF $@.d -MT $@ $< -o $@
+
+$(FUZZ_DIR)/fuzz_http1_small: tests/fuzz/fuzz_http1.c
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -DH1_WINDOW=16 -DH1_STEPS=5 -MMD -MP -MF $@.d -MT $@ $< -o $@
+
+$(FUZZ_DIR)/mkcorpus: tests/fuzz/mkcorpus.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -MF $@.d -MT $@ $< -o $@
+
+# one seed per capture and role, in the fuzz targets' record format
+$(FUZZ_SEEDS)/.stamp: $(FUZZ_DIR)/mkcorpus $(wildcard $(UNIT_CAPTURES)/*)
+	@rm -rf $(FUZZ_SEEDS) && mkdir -p $(FUZZ_SEEDS)
+	$(FUZZ_DIR)/mkcorpus $(UNIT_CAPTURES) $(FUZZ_SEEDS)
+	@touch $@
+
+# Each target: replay the seeds and the checked-in regressions once, then fuzz
+# for FUZZ_SECONDS; the targets run side by side. A target passes when both
+# runs exit 0. Logs: $(FUZZ_DIR)/<target>.log, crashes: $(FUZZ_DIR)/artifacts/.
+test-fuzz: $(FUZZ_BINS) $(FUZZ_SEEDS)/.stamp
+	@mkdir -p $(FUZZ_DIR)/artifacts
+	@pass=0; fail=0; pids=""; \
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+		( $(FUZZ_DIR)/$$t -runs=0 $(FUZZ_SEEDS) tests/fuzz/regress && \
+		  $(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+			-max_len=16384 -dict=tests/fuzz/http1.dict -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
+			$(FUZZ_DIR)/corpus/$$t $(FUZZ_SEEDS) ) > $(FUZZ_DIR)/$$t.log 2>&1 & \
+		pids="$$pids $$!:$$t"; \
+	done; \
+	for p in $$pids; do \
+		t=$${p#*:}; \
+		if wait $${p%%:*}; then \
+			pass=$$((pass + 1)); \
+			echo "fuzz $$t: ok ($$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(FUZZ_DIR)/$$t.log | grep -o '[0-9]*$$') runs)"; \
+		else \
+			fail=$$((fail + 1)); echo "fuzz $$t: FAILED, log $(FUZZ_DIR)/$$t.log"; \
+			tail -n 40 $(FUZZ_DIR)/$$t.log; \
+		fi; \
+	done; \
+	echo "fuzz: $$pass passed, $$fail failed"; \
+	test $$fail -eq 0
+
+-include $(wildcard $(UNIT_DIR)/*.d $(FUZZ_DIR)/*.d)
