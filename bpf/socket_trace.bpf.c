@@ -433,6 +433,18 @@ SONDE_INLINE struct sonde_conn *conn_lookup_or_create(__u64 key, __u8 hint)
 	return c;
 }
 
+/*
+ * A connection that starts now (connect, accept) gets fresh state. An entry
+ * already under this socket address belongs to a socket that was freed
+ * without close() (its process exited): the kernel reused the address.
+ */
+SONDE_INLINE struct sonde_conn *conn_fresh(__u64 key, __u8 hint)
+{
+	if (bpf_map_delete_elem(&conns, &key) == 0)
+		sonde_stat_add(NULL, H1_STAT(conns_closed));
+	return conn_lookup_or_create(key, hint);
+}
+
 /* ---- feeding bytes ----------------------------------------------------- */
 
 /*
@@ -788,7 +800,7 @@ int tp_enter_connect(struct sys_enter_ctx *ctx)
 		return 0;
 	sk = fd_to_stream_sock((__u32)ctx->args[0], NULL);
 	if (sk)
-		conn_lookup_or_create((__u64)sk, SONDE_HINT_CONNECT);
+		conn_fresh((__u64)sk, SONDE_HINT_CONNECT);
 	return 0;
 }
 
@@ -803,7 +815,7 @@ SONDE_INLINE int accept_exit(struct sys_exit_ctx *ctx)
 	sk = fd_to_stream_sock((__u32)ctx->ret, NULL);
 	if (!sk)
 		return 0;
-	c = conn_lookup_or_create((__u64)sk, SONDE_HINT_ACCEPT);
+	c = conn_fresh((__u64)sk, SONDE_HINT_ACCEPT);
 	if (c)
 		conn_learn_endpoints(c, sk);
 	return 0;

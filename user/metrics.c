@@ -28,7 +28,7 @@ struct red_totals {
 struct series {
 	struct sonde_red_key key;
 	bool used;
-	bool seen;                 /* present in this read */
+	uint64_t seen_gen;         /* the read that last found it in the kernel */
 	char comm[SONDE_COMM_LEN];
 	struct red_totals kern;    /* the kernel's totals at the latest read */
 	struct red_totals extra;   /* timeouts the user-space sweep added */
@@ -46,6 +46,7 @@ struct metrics {
 	uint64_t next_minute_ns;
 	uint64_t idle_ns;
 	uint64_t realtime_offset_ns;
+	uint64_t gen;              /* reads so far */
 };
 
 static uint64_t key_hash(const struct sonde_red_key *k)
@@ -293,8 +294,9 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 		minute = true;
 		m->next_minute_ns += 60000000000ull;
 	}
-	for (size_t i = 0; i < m->cap; i++)
-		m->tab[i].seen = false;
+	/* a generation, not a flag to clear: clearing would touch (and make
+	 * resident) every page of the table each second */
+	m->gen++;
 	/* 1: the kernel's totals */
 	while (bpf_map_get_next_key(m->fd, prev, &next) == 0) {
 		struct series *s;
@@ -309,7 +311,7 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 		sum_cpus(m, &s->kern);
 		for (int c = 0; c < m->ncpu && !s->comm[0]; c++)
 			memcpy(s->comm, m->percpu[c].comm, SONDE_COMM_LEN - 1);
-		s->seen = true;
+		s->seen_gen = m->gen;
 	}
 	/* 2: what changed since the last read, per series */
 	for (size_t i = 0; i < m->cap; i++) {
@@ -334,7 +336,7 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 		 * the kernel map so new ones have room; the overflow series stays */
 		if (m->idle_ns && now - s->active_ns > m->idle_ns &&
 		    s->key.method != SONDE_M_OVERFLOW &&
-		    (!s->seen || bpf_map_delete_elem(m->fd, &s->key) == 0)) {
+		    (s->seen_gen != m->gen || bpf_map_delete_elem(m->fd, &s->key) == 0)) {
 			s->used = false;
 			m->used--;
 			dropped = true;
