@@ -103,21 +103,6 @@ int metrics_series(const struct metrics *m)
 	return (int)m->used;
 }
 
-static void read_comm(uint32_t pid, char *comm)
-{
-	char path[64];
-	FILE *f;
-
-	memset(comm, 0, SONDE_COMM_LEN);
-	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	if (fgets(comm, SONDE_COMM_LEN, f))
-		comm[strcspn(comm, "\n")] = 0;
-	fclose(f);
-}
-
 static void sum_cpus(struct metrics *m, struct red_totals *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -250,7 +235,7 @@ static struct series *series_get(struct metrics *m, const struct sonde_red_key *
 	s->used = true;
 	s->key = *key;
 	s->active_ns = now;
-	read_comm(key->pid, s->comm);
+	read_proc_comm(key->pid, s->comm);
 	m->used++;
 	return s;
 }

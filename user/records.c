@@ -39,6 +39,21 @@ uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+void read_proc_comm(uint32_t pid, char *comm)
+{
+	char path[64];
+	FILE *f;
+
+	memset(comm, 0, SONDE_COMM_LEN);
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (fgets(comm, SONDE_COMM_LEN, f))
+		comm[strcspn(comm, "\n")] = 0;
+	fclose(f);
+}
+
 static void format_addr(uint8_t family, const uint8_t *a, char *out, size_t n)
 {
 	if (family == SONDE_FAMILY_INET)

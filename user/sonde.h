@@ -98,6 +98,8 @@ struct metrics;
 int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
 		   struct record_sink *sink, struct metrics *m, uint64_t *live);
 
+/* The name of a process (SONDE_COMM_LEN bytes, empty if it is gone). */
+void read_proc_comm(uint32_t pid, char *comm);
 uint64_t mono_ns(void);
 uint64_t realtime_ns(void);
 

@@ -39,21 +39,6 @@ SONDE_INLINE void sonde_stat_add(void *ctx, __u32 field)
 	(void)field;
 }
 
-static void read_comm(__u32 pid, char *comm)
-{
-	char path[64];
-	FILE *f;
-
-	memset(comm, 0, SONDE_COMM_LEN);
-	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	if (fgets(comm, SONDE_COMM_LEN, f))
-		comm[strcspn(comm, "\n")] = 0;
-	fclose(f);
-}
-
 SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s, __u16 status,
 				__u64 resp_bytes, __u64 ts_end, __u8 flags)
 {
@@ -120,7 +105,7 @@ int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
 		for (int i = 0; i < sc.n; i++) {
 			metrics_add_timeout(m, &sc.series[i]);
 			if (log_timeout(o)) {
-				read_comm(sc.ev[i].pid, sc.ev[i].comm);
+				read_proc_comm(sc.ev[i].pid, sc.ev[i].comm);
 				sink_l7_event(sink, &sc.ev[i]);
 			}
 		}
