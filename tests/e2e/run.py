@@ -144,6 +144,20 @@ def curl(*args):
     return r.stdout.strip()
 
 
+def read_response(f):
+    """One Content-Length-framed response from a buffered socket file; its status line."""
+    status = f.readline()
+    length = 0
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    f.read(length)
+    return status
+
+
 def pid_of(name):
     out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
     return {int(p) for p in out}
@@ -228,16 +242,8 @@ class Workload:
         f = s.makefile("rb")
         for i in range(1000):
             s.sendall(b"GET /ka/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
-            status = f.readline()
+            status = read_response(f)
             check(status.startswith(b"HTTP/1.1 200"), f"keep-alive {i}: {status!r}")
-            length = 0
-            while True:
-                line = f.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            f.read(length)
         s.close()
 
     def latency(self):
@@ -247,15 +253,7 @@ class Workload:
             path = f"/sleep/{ms}/lat"
             t0 = time.monotonic_ns()
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            status = f.readline()
-            length = 0
-            while True:
-                line = f.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            f.read(length)
+            status = read_response(f)
             self.rtt[path] = time.monotonic_ns() - t0
             check(status.startswith(b"HTTP/1.1 200"), f"{path}: {status!r}")
         s.close()
@@ -561,10 +559,7 @@ def check_metrics(binary):
             f = s.makefile("rb")
             for i in range(20):
                 s.sendall(b"GET /sleep/30/m2 HTTP/1.1\r\nHost: x\r\n\r\n")
-                f.readline()
-                while f.readline() not in (b"\r\n", b""):
-                    pass
-                f.read(6)
+                read_response(f)
             s.close()
             prom_results = {}
             if prom:
@@ -590,15 +585,7 @@ def check_metrics(binary):
                 s.sendall(b"".join(b"GET /flood/%s HTTP/1.1\r\nHost: x\r\n\r\n" % letters(i).encode()
                                    for i in range(start, start + batch)))
                 for _ in range(batch):
-                    length = 0
-                    f.readline()
-                    while True:
-                        line = f.readline()
-                        if line in (b"\r\n", b""):
-                            break
-                        if line.lower().startswith(b"content-length:"):
-                            length = int(line.split(b":")[1])
-                    f.read(length)
+                    read_response(f)
             s.close()
             scrape = subprocess.run(["curl", "-s", "http://127.0.0.1:19433/metrics"],
                                     capture_output=True, text=True).stdout
