@@ -14,6 +14,9 @@
  * flagged SONDE_F_PATH_TRUNCATED. 96 keeps a record under 256 bytes and
  * covers nearly every real route (query strings are what get cut). */
 #define SONDE_PATH_MAX 96
+/* Bytes of a response detail (PostgreSQL command tag or SQLSTATE, Redis
+ * error prefix, ...) kept in a record. */
+#define SONDE_DETAIL_MAX 32
 /* Requests a connection may have outstanding (pipelined) before the extra
  * ones are counted in stat pipeline_overflow instead of paired. */
 #define SONDE_PIPELINE_DEPTH 4
@@ -38,6 +41,16 @@ enum sonde_event_kind {
 enum sonde_proto {
 	SONDE_PROTO_UNKNOWN = 0,
 	SONDE_PROTO_HTTP1 = 1,
+	SONDE_PROTO_REDIS = 2,
+	SONDE_PROTO_PGSQL = 3,
+	SONDE_PROTO_MYSQL = 4,
+	SONDE_PROTO_MEMCACHED = 5,
+	SONDE_PROTO_DNS = 6,
+	SONDE_PROTO_MQTT = 7,
+	SONDE_PROTO_KAFKA = 8,
+	SONDE_PROTO_MONGO = 9,
+	SONDE_PROTO_HTTP2 = 10,
+	SONDE_PROTO__COUNT,
 	SONDE_PROTO_NONE = 255, /* inference gave up on this connection */
 };
 
@@ -62,6 +75,7 @@ enum sonde_l7_flags {
 	SONDE_F_CLOSED = 1 << 1,         /* connection closed before the response ended */
 	SONDE_F_PATH_TRUNCATED = 1 << 2, /* path longer than SONDE_PATH_MAX */
 	SONDE_F_NO_REQUEST_END = 1 << 3, /* response came before the request body ended */
+	SONDE_F_ERROR = 1 << 4,          /* the protocol reported an error */
 };
 
 /* Address family as carried in events (not the kernel's AF_* numbers, so user
@@ -104,13 +118,19 @@ struct sonde_l7_event {
 	__u64 req_bytes;
 	__u64 resp_bytes;
 	struct sonde_endpoints ep;
-	__u8 method;      /* enum sonde_http_method */
+	__u8 method;      /* HTTP: enum sonde_http_method; others: operation code */
 	__u8 flags;       /* enum sonde_l7_flags */
 	__u8 path_len;    /* bytes used in path */
+	__u8 detail_len;  /* bytes used in detail */
+	__u32 id;         /* pairing id (DNS id, Kafka correlation id, ...) */
+	__u32 code;       /* protocol error code (MySQL errno, Kafka error ...) */
+	__u32 count;      /* rows, answers, reply elements */
+	__u16 op2;        /* sub-code: DNS qtype, Kafka api version, MQTT QoS */
+	__u8 reply;       /* reply class (Redis reply type byte, ...) */
 	__u8 _pad;
-	__u32 _pad2;
 	char comm[SONDE_COMM_LEN];
-	char path[SONDE_PATH_MAX];
+	char path[SONDE_PATH_MAX];     /* HTTP path; others: query, key, name, topic */
+	char detail[SONDE_DETAIL_MAX]; /* response detail (tag, SQLSTATE, error word) */
 };
 
 /*
