@@ -192,6 +192,8 @@ void record_print_json(const sonde_Record *r, FILE *f)
 			l->path_truncated ? "true" : "false", l->timeout ? "true" : "false",
 			l->closed ? "true" : "false", l->tls ? "true" : "false", l->conn_id);
 	}
+	if (r->has_flow)
+		flow_print_json(&r->flow, f);
 	fputs("}\n", f);
 }
 
