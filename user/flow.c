@@ -602,7 +602,7 @@ static const char *timeout_type(const struct flows *fl, const struct flow_entry 
 
 /* The flow is over: its last partial meters, then its log. */
 static void finish(struct flows *fl, struct record_sink *sink, struct flow_entry *e,
-		   const char *type, uint64_t now_rt, uint64_t mono_to_rt)
+		   const char *type, uint64_t mono_to_rt)
 {
 	if (fl->o->flow_meters) {
 		if (e->val.dir[0].pkts + e->val.dir[1].pkts !=
@@ -612,7 +612,6 @@ static void finish(struct flows *fl, struct record_sink *sink, struct flow_entry
 		    e->min_base.dir[0].pkts + e->min_base.dir[1].pkts)
 			emit(fl, sink, e, &e->min_base, 60, NULL, fl->minute_start_rt);
 	}
-	(void)now_rt;
 	emit(fl, sink, e, NULL, 0, type, e->val.first_ns + mono_to_rt);
 }
 
@@ -663,7 +662,7 @@ void flows_poll(struct flows *fl, struct record_sink *sink, uint64_t now)
 		type = timeout_type(fl, e, now);
 		if (!type)
 			continue;
-		emit(fl, sink, e, NULL, 0, type, e->val.first_ns + mono_to_rt);
+		finish(fl, sink, e, type, mono_to_rt);
 		if (n_dead == cap_dead) {
 			struct sonde_flow_key *p = realloc(dead, (cap_dead * 2 + 16) * sizeof(*p));
 
@@ -692,7 +691,7 @@ void flows_poll(struct flows *fl, struct record_sink *sink, uint64_t now)
 			if (e->gen == fl->gen)
 				continue;
 			fl->evicted++;
-			finish(fl, sink, e, "evicted", now_rt, mono_to_rt);
+			finish(fl, sink, e, "evicted", mono_to_rt);
 			entry_remove(fl, e);
 		}
 	}
@@ -715,8 +714,7 @@ void flows_finish(struct flows *fl, struct record_sink *sink)
 	for (size_t b = 0; b < fl->n_buckets; b++) {
 		for (struct flow_entry *e = fl->buckets[b], *n; e; e = n) {
 			n = e->next;
-			finish(fl, sink, e, "exit", now + sink->realtime_offset_ns,
-			       sink->realtime_offset_ns);
+			finish(fl, sink, e, "exit", sink->realtime_offset_ns);
 			entry_remove(fl, e);
 		}
 	}
