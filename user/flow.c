@@ -281,6 +281,46 @@ static int default_ifaces(struct flows *fl)
 
 /* ---- load ---------------------------------------------------------------- */
 
+/* --verifier-stats: the verifier's work per flow program (log level 4). */
+#define N_FLOW_PROGS 4
+static char *vlog[N_FLOW_PROGS];
+
+static void verifier_logs_request(struct flows *fl)
+{
+	struct bpf_program *p;
+	int i = 0;
+
+	bpf_object__for_each_program(p, fl->skel->obj) {
+		if (i >= N_FLOW_PROGS || !(vlog[i] = calloc(1, 1 << 16)))
+			break;
+		bpf_program__set_log_buf(p, vlog[i], 1 << 16);
+		bpf_program__set_log_level(p, 4);
+		i++;
+	}
+}
+
+static void verifier_logs_print(struct flows *fl)
+{
+	struct bpf_program *p;
+	int i = 0;
+
+	bpf_object__for_each_program(p, fl->skel->obj) {
+		long insns = -1, usec = -1;
+		const char *q;
+
+		if (i >= N_FLOW_PROGS || !vlog[i])
+			break;
+		if ((q = strstr(vlog[i], "processed ")))
+			sscanf(q, "processed %ld insns", &insns);
+		if ((q = strstr(vlog[i], "verification time")))
+			sscanf(q, "verification time %ld usec", &usec);
+		fprintf(stderr, "verifier: prog=%s insns=%ld time_us=%ld\n", bpf_program__name(p),
+			insns, usec);
+		free(vlog[i]);
+		vlog[i++] = NULL;
+	}
+}
+
 struct flows *flows_open(const struct run_opts *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = o->btf);
@@ -301,7 +341,11 @@ struct flows *flows_open(const struct run_opts *o)
 	}
 	bpf_map__set_max_entries(fl->skel->maps.flows, o->flow_max);
 	bpf_map__set_max_entries(fl->skel->maps.sockinfo, o->flow_max);
+	if (o->verifier_stats)
+		verifier_logs_request(fl);
 	err = flow_bpf__load(fl->skel);
+	if (o->verifier_stats)
+		verifier_logs_print(fl);
 	if (err) {
 		fprintf(stderr, "sonde: loading the flow programs failed: %s (SONDE_DEBUG=1 shows "
 				"libbpf's log)\n", strerror(-err));

@@ -393,6 +393,9 @@ def scenario_rtt():
         check(len(a) == 1 and len(b) == 1, f"flow logs: plain {len(a)}, delayed {len(b)}")
         a, b = a[0], b[0]
         added = (b["rtt_client_ns"] - a["rtt_client_ns"]) / 1e9
+        print(f"  rtt: client side {a['rtt_client_ns'] / 1e6:.3f} ms plain, "
+              f"{b['rtt_client_ns'] / 1e6:.3f} ms with {DELAY_S * 1e3:.0f} ms added; "
+              f"kernel srtt of the client {b['srtt_client_ns'] / 1e6:.3f} ms")
         check(DELAY_S * 0.95 <= added <= DELAY_S + 0.05,
               f"handshake RTT (client side) {a['rtt_client_ns']} ns plain, "
               f"{b['rtt_client_ns']} ns with {DELAY_S * 1000:.0f} ms added")
@@ -433,6 +436,9 @@ def scenario_loss():
         r = [x for x in same_in_mirror(sonde, P_LOSS) if x["sport"] == sport]
         check(len(r) == 1, f"{len(r)} flow logs for the lossy connection")
         r = r[0]
+        print(f"  loss: sonde retrans_c2s {r['retrans_c2s']}, ooo_c2s {r['ooo_c2s']}, sender "
+              f"TCP_INFO total_retrans {sender_retrans}, kernel_retrans_c2s "
+              f"{r['kernel_retrans_c2s']}")
         check(sender_retrans > 0, "the drop rule made no retransmission")
         check(0 < r["retrans_c2s"] <= sender_retrans and
               r["retrans_c2s"] >= sender_retrans * 0.8,
