@@ -605,6 +605,41 @@ def scenario_gso():
     return verify
 
 
+def scenario_l7_join():
+    """An HTTP exchange on the socket tracer's port: its L7 records carry the
+    flow_id of the flow log of the same connection."""
+    ls = listener(37999)
+
+    def serve():
+        c, _ = ls.accept()
+        req = b""
+        while b"\r\n\r\n" not in req:
+            req += c.recv(4096)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        c.recv(1)
+        c.close()
+    t = spawn(serve)
+    s = client(37999)
+    s.sendall(b"GET /flow-join HTTP/1.1\r\nHost: sflow\r\n\r\n")
+    resp = b""
+    while not resp.endswith(b"ok"):
+        resp += s.recv(4096)
+    sport = s.getsockname()[1]
+    s.close()
+    t.join(10)
+    ls.close()
+
+    def verify(sonde):
+        logs = [r for r in logs_for(sonde, 37999) if r["sport"] == sport]
+        l7 = [r for r in sonde.records if r["type"] == "l7" and r["path"] == "/flow-join"]
+        check(len(logs) == 1, f"{len(logs)} flow logs for the HTTP connection")
+        check(len(l7) == 2, f"{len(l7)} L7 records for the request (want client and server)")
+        for r in l7:
+            check(r.get("flow_id") == logs[0]["flow_id"],
+                  f"L7 {r['role']} flow_id {r.get('flow_id')}, flow log {logs[0]['flow_id']}")
+    return verify
+
+
 def check_stats(sonde):
     st = sonde.stats
     for k in ("flow_packets", "flows_created", "flows_evicted", "flow_sweeps_late",
@@ -672,7 +707,8 @@ def main():
                             ("loss_retrans", scenario_loss, ()),
                             ("zero_window", scenario_zero_window, ()),
                             ("refused", scenario_refused, ()), ("rst_close", scenario_rst, ()),
-                            ("udp", scenario_udp, ()), ("gso_mirror", scenario_gso, ())):
+                            ("udp", scenario_udp, ()), ("gso_mirror", scenario_gso, ()),
+                            ("l7_join", scenario_l7_join, ())):
             try:
                 checks.append((name, fn(*a)))
             except Exception as e:
