@@ -214,6 +214,10 @@ static int tc_open(struct flows *fl, const char *name)
 		fprintf(stderr, "sonde: at most %d flow interfaces\n", MAX_TAPS / 2);
 		return -1;
 	}
+	if (fl->o->flow_no_tc) {
+		err = -EOPNOTSUPP; /* the fallback, on demand: it must work where TC cannot */
+		goto fallback;
+	}
 	err = bpf_tc_hook_create(&hook);
 	created = err == 0;
 	if (err && err != -EEXIST)

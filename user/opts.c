@@ -13,6 +13,7 @@ enum {
 	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_LOGS, OPT_METRICS_LISTEN, OPT_ROUTE_NORMALIZE,
 	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP,
 	OPT_FLOWS, OPT_FLOW_IF, OPT_FLOW_MIRROR, OPT_FLOW_MAX, OPT_FLOW_METERS, OPT_FLOW_TIMEOUTS,
+	OPT_FLOW_NO_TC,
 };
 
 static const struct option run_options[] = {
@@ -43,6 +44,7 @@ static const struct option run_options[] = {
 	{ "flow-max", required_argument, NULL, OPT_FLOW_MAX },
 	{ "flow-meters", required_argument, NULL, OPT_FLOW_METERS },
 	{ "flow-timeouts", required_argument, NULL, OPT_FLOW_TIMEOUTS },
+	{ "flow-no-tc", no_argument, NULL, OPT_FLOW_NO_TC },
 	{ 0 },
 };
 
@@ -80,7 +82,8 @@ static void run_usage(FILE *f)
 	      "                       (AF_PACKET socket filter, promiscuous)\n"
 	      "  --flow-max N         flows tracked at once (default 65536)\n"
 	      "  --flow-meters on|off 1 s and 60 s flow meter records (default on)\n"
-	      "  --flow-timeouts K=S[,K=S...]  closed=2 syn=5 fin=30 tcp=300 udp=30 icmp=10\n",
+	      "  --flow-timeouts K=S[,K=S...]  closed=2 syn=5 fin=30 tcp=300 udp=30 icmp=10\n"
+	      "  --flow-no-tc         use the packet-socket fallback instead of TC (--flow-if)\n",
 	      f);
 }
 
@@ -241,6 +244,7 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			}
 			o->flow_meters = !strcmp(optarg, "on");
 			break;
+		case OPT_FLOW_NO_TC: o->flow_no_tc = true; break;
 		case OPT_FLOW_TIMEOUTS:
 			if (parse_flow_timeouts(optarg, o))
 				return -1;

@@ -43,6 +43,7 @@ struct run_opts {
 	uint32_t flow_max;          /* --flow-max: flow map entries */
 	bool flow_meters;           /* 1 s / 60 s meter records (--flow-meters on|off) */
 	double flow_timeout[6];     /* --flow-timeouts, seconds, enum flow_timeout order */
+	bool flow_no_tc;            /* --flow-no-tc: take the packet-socket fallback (tests) */
 };
 
 /* flow.c: L4 flows and TCP health aggregated in the kernel (docs/FLOWS.md) */

@@ -661,6 +661,39 @@ def check_bad_input(binary):
     check(r.returncode == 2 and "--flow-timeouts" in r.stderr, f"bad timeouts: {r.stderr!r}")
 
 
+def check_tc_fallback(binary, workdir):
+    """--flow-no-tc takes the path of a failed TC attach: sonde says so and
+    counts the interface's flows from a packet socket."""
+    out = os.path.join(workdir, "fallback.out")
+    p = subprocess.Popen(["ip", "netns", "exec", NS_B, binary, "run", "--json",
+                          "--metrics-listen", "off", "--port", "37999", "--flow-if", IF_B,
+                          "--flow-timeouts", "udp=1", "--flow-meters", "off",
+                          "--flow-no-tc"],
+                         stdout=open(out, "w"), stderr=subprocess.PIPE, text=True)
+    err = ""
+    while "ready" not in err:
+        line = p.stderr.readline()
+        check(line, "sonde exited: " + err)
+        err += line
+    check("cannot attach TC to sfb0" in err and "packet socket instead" in err,
+          "no fallback message: " + err)
+    c = sock_in(NS_A, socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(3):
+        c.sendto(b"f" * 100, (IP_B, P_UDP))
+    sport = c.getsockname()[1]
+    c.close()
+    time.sleep(2.5)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=30)
+    check(p.returncode == 0, f"sonde exited {p.returncode}")
+    recs = [json.loads(l) for l in open(out) if l.strip()]
+    got = [r for r in recs if r["type"] == "flow" and r["sport"] == sport]
+    check(len(got) == 1 and got[0]["tap"] == "mirror" and got[0]["pkts_c2s"] == 3 and
+          got[0]["payload_c2s"] == 300, f"fallback flow logs: {got}")
+    q = sh("tc", "filter", "show", "dev", IF_B, "ingress", ns=NS_B)
+    check("flow_tc" not in q, "TC attached despite --flow-no-tc: " + q)
+
+
 def check_off_by_default(binary, workdir):
     r = subprocess.run(["ip", "netns", "exec", NS_B, binary, "run", "--duration", "1",
                         "--metrics-listen", "off", "--port", "37999"], capture_output=True,
@@ -670,6 +703,8 @@ def check_off_by_default(binary, workdir):
           "plain sonde run loaded the flow tracker")
     q = sh("tc", "filter", "show", "dev", IF_B, "ingress", ns=NS_B)
     check("flow_tc" not in q, "a TC filter was left on sfb0: " + q)
+    q = sh("tc", "qdisc", "show", "dev", IF_B, ns=NS_B)
+    check("clsact" not in q, "the clsact qdisc sonde made was left on sfb0: " + q)
 
 
 def main():
@@ -729,6 +764,7 @@ def main():
             "sonde decode differs from --json"))
         record("bad_input", check_bad_input, args.sonde)
         record("off_by_default", check_off_by_default, args.sonde, workdir)
+        record("tc_fallback", check_tc_fallback, args.sonde, workdir)
     except Exception as e:
         failed += 1
         print(f"FAIL setup: {e}")
