@@ -79,6 +79,7 @@ run: deps $(SONDE)
 
 include tests/tests.mk
 -include bench/bench.mk
+-include bench/flows.mk
 -include tests/kernels/kernels.mk
 
 clean:

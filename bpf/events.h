@@ -184,4 +184,109 @@ struct sonde_stats {
 	__u64 logs_suppressed;     /* transactions counted but not logged (--logs) */
 };
 
+/* ======================================================================
+ * Flows (issue 5): L4 flow tracking in bpf/flow.bpf.c, read by user/flow.c.
+ * Field reference: docs/FLOWS.md.
+ * ====================================================================== */
+
+/* Where a packet was seen. */
+enum sonde_flow_tap {
+	SONDE_TAP_TC = 0,     /* clsact ingress/egress program on the interface */
+	SONDE_TAP_MIRROR = 1, /* socket filter on an AF_PACKET socket (mirror/SPAN port) */
+};
+
+/* How the client side of a flow was decided (sonde_flow_val.client_by). */
+enum sonde_client_by {
+	SONDE_CLIENT_BY_SYN = 1,   /* it sent the SYN (or received the SYN-ACK) */
+	SONDE_CLIENT_BY_FIRST = 2, /* UDP/ICMP: it sent the first packet, or an echo request */
+	SONDE_CLIENT_BY_PORT = 3,  /* TCP seen mid-stream: the side with the higher port */
+};
+
+/* TCP flag bits as in the header's 13th byte. */
+#define SONDE_TCP_FIN 0x01
+#define SONDE_TCP_SYN 0x02
+#define SONDE_TCP_RST 0x04
+#define SONDE_TCP_PSH 0x08
+#define SONDE_TCP_ACK 0x10
+#define SONDE_TCP_URG 0x20
+
+/*
+ * Key of the `flows` map. Both directions of a connection map to one key: the
+ * two endpoints are stored in canonical order (endpoint 0 is the smaller by
+ * address bytes, then port), see bpf/flow_id.h. IPv4 addresses use the first
+ * 4 bytes. Ports in host order; ICMP echo carries its identifier in both
+ * ports, other ICMP 0. The `sockinfo` map uses the same key with ifindex and
+ * tap zero.
+ */
+struct sonde_flow_key {
+	__u8 addr[2][16];
+	__u16 port[2];
+	__u32 ifindex;  /* interface the packet was seen on */
+	__u8 family;    /* enum sonde_family */
+	__u8 l4;        /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__u8 tap;       /* enum sonde_flow_tap */
+	__u8 _pad;
+};
+
+/* Counters of the packets sent by one endpoint of a flow. */
+struct sonde_flow_dir {
+	__u64 pkts;      /* wire packets (a GSO packet counts its segments) */
+	__u64 bytes;     /* IP bytes: headers and payload of every segment */
+	__u64 payload;   /* L4 payload bytes */
+	__u32 retrans;   /* TCP segments whose sequence went backwards */
+	__u32 ooo;       /* TCP segments beyond the next expected sequence (a gap) */
+	__u32 zero_win;  /* times the advertised window became 0 */
+	__u32 syn;       /* SYN (or SYN-ACK) packets */
+	__u32 fin;       /* FIN packets */
+	__u32 rst;       /* RST packets */
+	__u32 next_seq;  /* highest sequence + length seen */
+	__u8 flags;      /* every TCP flag seen, ORed */
+	__u8 seq_valid;  /* next_seq holds a sequence number */
+	__u8 win_zero;   /* last window advertised was 0 */
+	__u8 _pad;
+};
+
+/* Value of the `flows` map. Times are CLOCK_MONOTONIC. */
+struct sonde_flow_val {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 syn_ns;     /* last SYN from the client */
+	__u64 synack_ns;  /* last SYN-ACK from the server */
+	__u64 ack_ns;     /* the client's ACK completing the handshake */
+	struct sonde_flow_dir dir[2]; /* dir[i]: sent by endpoint i of the key */
+	__u8 client;      /* endpoint index (0/1) of the client */
+	__u8 client_by;   /* enum sonde_client_by */
+	__u8 first_rst;   /* 0: no RST; else 1 + endpoint index of the first RST */
+	__u8 _pad[5];
+};
+
+/* One local TCP socket's view of a flow, from the sock/tcp tracepoints. */
+struct sonde_sock_side {
+	__u32 pid;           /* owner (process that connected or read), 0 unknown */
+	__u32 srtt_us;       /* smoothed RTT (tcp_sock.srtt_us >> 3) */
+	__u32 total_retrans; /* tcp_sock.total_retrans */
+	__u8 state;          /* last TCP state (TCP_ESTABLISHED = 1 ...) */
+	__u8 seen;           /* this endpoint is a local socket */
+	__u8 _pad[2];
+	char comm[SONDE_COMM_LEN];
+};
+
+/* Value of the `sockinfo` map: side[i] is endpoint i of the key (both are
+ * local for a connection over loopback). */
+struct sonde_sock_info {
+	struct sonde_sock_side side[2];
+};
+
+/* Flow counters, one per CPU in the `flow_stats` map; user space sums them. */
+struct sonde_flow_stats {
+	__u64 packets;        /* packets the flow programs saw */
+	__u64 not_ip;         /* not IPv4/IPv6 (ARP, ...): not tracked */
+	__u64 other_l4;       /* IP but not TCP/UDP/ICMP (or IPv6 extension headers) */
+	__u64 fragments;      /* non-first IP fragments: no ports, not tracked */
+	__u64 truncated;      /* headers cut short: not tracked */
+	__u64 flows_created;  /* flow entries inserted */
+	__u64 create_failed;  /* inserts that failed (map error) */
+	__u64 sock_updates;   /* sockinfo updates from the tracepoints */
+};
+
 #endif /* SONDE_EVENTS_H */

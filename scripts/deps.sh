@@ -8,6 +8,8 @@ build_pkgs=(make gcc clang libbpf-dev bpftool libelf-dev zlib1g-dev nanopb libna
             protobuf-compiler pkg-config)
 test_pkgs=(nginx-light redis-server curl python3 libclang-rt-14-dev iproute2 procps
            qemu-system-x86 busybox-static cpio xz-utils zstd prometheus)
+# flows tier: offloads off on the veth pair, loss made with nftables
+test_pkgs+=(ethtool nftables)
 
 want=()
 case "${1:-all}" in

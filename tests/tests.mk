@@ -9,3 +9,9 @@ test-e2e: $(SONDE)
 
 test: deps
 	@scripts/run-tests.sh
+
+# Flows (issue 5): two network namespaces joined by veth, real TCP/UDP traffic,
+# sonde's TC and mirror taps against an independent capture (root).
+.PHONY: test-flows
+test-flows: $(SONDE)
+	$(E2E_PY) tests/flows/run.py --sonde $(SONDE)

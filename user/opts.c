@@ -12,6 +12,8 @@ enum {
 	OPT_FORCE_PERFBUF, OPT_BTF, OPT_NO_SYS_BTF, OPT_TIMEOUT, OPT_RING_SIZE, OPT_MAX_CONNS,
 	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_LOGS, OPT_METRICS_LISTEN, OPT_ROUTE_NORMALIZE,
 	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP,
+	OPT_FLOWS, OPT_FLOW_IF, OPT_FLOW_MIRROR, OPT_FLOW_MAX, OPT_FLOW_METERS, OPT_FLOW_TIMEOUTS,
+	OPT_FLOW_NO_TC,
 };
 
 static const struct option run_options[] = {
@@ -36,6 +38,13 @@ static const struct option run_options[] = {
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "metric-idle", required_argument, NULL, OPT_METRIC_IDLE },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "flows", no_argument, NULL, OPT_FLOWS },
+	{ "flow-if", required_argument, NULL, OPT_FLOW_IF },
+	{ "flow-mirror", required_argument, NULL, OPT_FLOW_MIRROR },
+	{ "flow-max", required_argument, NULL, OPT_FLOW_MAX },
+	{ "flow-meters", required_argument, NULL, OPT_FLOW_METERS },
+	{ "flow-timeouts", required_argument, NULL, OPT_FLOW_TIMEOUTS },
+	{ "flow-no-tc", no_argument, NULL, OPT_FLOW_NO_TC },
 	{ 0 },
 };
 
@@ -65,7 +74,16 @@ static void run_usage(FILE *f)
 	      "  --route-normalize on|off  numeric and uuid path segments to :num/:id in\n"
 	      "                       metric routes (default on)\n"
 	      "  --max-series N       metric series the kernel keeps (default 16384)\n"
-	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n",
+	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n"
+	      "flows (off unless --flows, --flow-if or --flow-mirror; docs/FLOWS.md):\n"
+	      "  --flows              track L4 flows on every non-virtual interface and lo\n"
+	      "  --flow-if IF[,IF...] track flows with TC on these interfaces (lo: egress only)\n"
+	      "  --flow-mirror IF[,IF...]  track flows seen on these mirror/SPAN ports\n"
+	      "                       (AF_PACKET socket filter, promiscuous)\n"
+	      "  --flow-max N         flows tracked at once (default 65536)\n"
+	      "  --flow-meters on|off 1 s and 60 s flow meter records (default on)\n"
+	      "  --flow-timeouts K=S[,K=S...]  closed=2 syn=5 fin=30 tcp=300 udp=30 icmp=10\n"
+	      "  --flow-no-tc         use the packet-socket fallback instead of TC (--flow-if)\n",
 	      f);
 }
 
@@ -141,6 +159,9 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->metrics_listen = "127.0.0.1:9433";
 	o->max_series = 16384;
 	o->metric_idle_s = 600;
+	o->flow_max = 65536;
+	o->flow_meters = true;
+	parse_flow_timeouts("closed=2,syn=5,fin=30,tcp=300,udp=30,icmp=10", o);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", run_options, NULL)) != -1) {
 		switch (c) {
@@ -207,6 +228,26 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_number("metric-idle", optarg, 0, 1e7, &v))
 				return -1;
 			o->metric_idle_s = (uint32_t)v;
+			break;
+		case OPT_FLOWS: o->flows = true; break;
+		case OPT_FLOW_IF: o->flow_if = optarg; break;
+		case OPT_FLOW_MIRROR: o->flow_mirror = optarg; break;
+		case OPT_FLOW_MAX:
+			if (parse_number("flow-max", optarg, 64, 1 << 24, &v))
+				return -1;
+			o->flow_max = (uint32_t)v;
+			break;
+		case OPT_FLOW_METERS:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "sonde: --flow-meters takes on or off\n");
+				return -1;
+			}
+			o->flow_meters = !strcmp(optarg, "on");
+			break;
+		case OPT_FLOW_NO_TC: o->flow_no_tc = true; break;
+		case OPT_FLOW_TIMEOUTS:
+			if (parse_flow_timeouts(optarg, o))
+				return -1;
 			break;
 		case OPT_HELP:
 			run_usage(stdout);

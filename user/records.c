@@ -15,6 +15,7 @@
 #include <pb_encode.h>
 
 #include "sonde.h"
+#include "flow_id.h"
 
 const char *const method_names[SONDE_M__COUNT] = {
 	[SONDE_M_UNKNOWN] = "", [SONDE_M_GET] = "GET", [SONDE_M_POST] = "POST",
@@ -168,6 +169,9 @@ void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset
 	l->conn_id = e->conn_id;
 	strcpy(l->family, family_name(e->ep.family));
 	l->tls = false;
+	if (e->ep.family == SONDE_FAMILY_INET || e->ep.family == SONDE_FAMILY_INET6)
+		l->flow_id = sonde_flow_id_of(e->ep.family == SONDE_FAMILY_INET ? 1 : 2, IPPROTO_TCP,
+					      e->ep.saddr, e->ep.sport, e->ep.daddr, e->ep.dport);
 	if (e->proto != SONDE_PROTO_HTTP1)
 		l7m_event_fields(e, l);
 }
@@ -254,6 +258,10 @@ void record_print_json(const sonde_Record *r, FILE *f)
 			l->path_truncated ? "true" : "false", l->timeout ? "true" : "false",
 			l->closed ? "true" : "false", l->tls ? "true" : "false", l->conn_id);
 	}
+	if (r->has_l7 && r->l7.flow_id)
+		fprintf(f, ",\"flow_id\":%" PRIu64, r->l7.flow_id);
+	if (r->has_flow)
+		flow_print_json(&r->flow, f);
 	fputs("}\n", f);
 }
 

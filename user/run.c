@@ -29,6 +29,7 @@
 #define PIN_DIR "/sys/fs/bpf/sonde"
 #define SYS_BTF "/sys/kernel/btf/vmlinux"
 
+static struct flows *flows; /* L4 flows (user/flow.c), NULL unless asked for */
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t stats_requested;
 
@@ -523,8 +524,10 @@ static void print_stats(struct tracer *t, const struct record_sink *sink, uint64
 		fprintf(stderr, "\"%s\":%llu,", stat_names[i], (unsigned long long)sum[i]);
 	fprintf(stderr, "\"conns_live\":%" PRIu64 ",\"conns_evicted\":%" PRIu64
 			",\"records\":%" PRIu64 ",\"timeouts_reported\":%" PRIu64
-			",\"record_write_errors\":%" PRIu64 "}\n",
+			",\"record_write_errors\":%" PRIu64,
 		live, evicted(sum, live), sink->records, timeouts, sink->write_errors);
+	flows_stats_json(flows, stderr);
+	fputs("}\n", stderr);
 }
 
 /* What /metrics says about sonde itself. */
@@ -556,6 +559,7 @@ static void write_health(FILE *f, void *arg)
 		   "# TYPE sonde_probes gauge\nsonde_probes %d\n",
 		*h->live, h->o->max_conns, evicted(sum, *h->live), metrics_series(h->m),
 		h->o->max_series, h->t->attached, h->t->programs);
+	flows_write_prometheus(flows, f);
 }
 
 /* ---- run ---------------------------------------------------------------- */
@@ -603,6 +607,11 @@ int cmd_run(const struct run_opts *o)
 	install_signals();
 	sink.realtime_offset_ns = realtime_ns() - mono_ns();
 
+	/* flows first: "ready" (printed by tracer_open) means everything is attached */
+	if (flows_wanted(o) && !(flows = flows_open(o))) {
+		rc = 1;
+		goto out;
+	}
 	if (tracer_open(&t, o, &sink)) {
 		rc = 1;
 		goto out;
@@ -650,6 +659,8 @@ int cmd_run(const struct run_opts *o)
 						   (uint64_t)(o->timeout_s * 1e9), o, &sink, metrics,
 						   &live);
 			metrics_poll(metrics, &sink, now);
+			if (flows)
+				flows_poll(flows, &sink, now);
 			if (top && top_render(top))
 				break;
 			next_sweep = now + 1000000000ull;
@@ -677,6 +688,7 @@ int cmd_run(const struct run_opts *o)
 	sweep_timeouts(bpf_map__fd(t.skel->maps.conns), UINT64_MAX, o, &sink, metrics, &live);
 	/* the last partial second of metrics */
 	metrics_poll(metrics, &sink, mono_ns());
+	flows_finish(flows, &sink);
 	print_stats(&t, &sink, timeouts, live);
 out:
 	if (prom_fd >= 0)
@@ -684,6 +696,8 @@ out:
 	metrics_free(metrics);
 	top_free(top);
 	tracer_close(&t, o->pin);
+	flows_close(flows);
+	flows = NULL;
 	if (sink.out && fclose(sink.out)) {
 		fprintf(stderr, "sonde: writing %s failed: %s\n", o->output, strerror(errno));
 		rc = 1;

@@ -36,7 +36,34 @@ struct run_opts {
 	uint32_t max_series;        /* metric series in the kernel map */
 	uint32_t metric_idle_s;     /* drop series idle this long */
 	bool top;                   /* sonde top: a live table instead of records */
+	/* flows (issue 5, user/flow.c); off unless one of the first three is given */
+	bool flows;                 /* --flows: default interfaces */
+	const char *flow_if;        /* --flow-if LIST */
+	const char *flow_mirror;    /* --flow-mirror LIST */
+	uint32_t flow_max;          /* --flow-max: flow map entries */
+	bool flow_meters;           /* 1 s / 60 s meter records (--flow-meters on|off) */
+	double flow_timeout[6];     /* --flow-timeouts, seconds, enum flow_timeout order */
+	bool flow_no_tc;            /* --flow-no-tc: take the packet-socket fallback (tests) */
 };
+
+/* flow.c: L4 flows and TCP health aggregated in the kernel (docs/FLOWS.md) */
+enum flow_timeout { FT_CLOSED, FT_SYN, FT_FIN, FT_TCP, FT_UDP, FT_ICMP, FT__COUNT };
+extern const char *const flow_timeout_names[FT__COUNT];
+struct flows;
+struct record_sink;
+bool flows_wanted(const struct run_opts *o);
+int parse_flow_timeouts(const char *s, struct run_opts *o);
+/* Load, attach to the interfaces; NULL after saying why. */
+struct flows *flows_open(const struct run_opts *o);
+/* Every second: meters, flow logs of closed and timed-out flows. */
+void flows_poll(struct flows *f, struct record_sink *sink, uint64_t now_mono_ns);
+/* At exit: report every open flow (close_type "exit"). */
+void flows_finish(struct flows *f, struct record_sink *sink);
+void flows_close(struct flows *f);
+/* ,"flow_x":N pairs for the stats line; Prometheus lines for /metrics. */
+void flows_stats_json(struct flows *f, FILE *out);
+void flows_write_prometheus(struct flows *f, FILE *out);
+void flow_print_json(const sonde_Flow *fl, FILE *f);
 
 /* top.c: `sonde top` */
 struct top;
