@@ -41,6 +41,7 @@ help:
 	@echo "make test-unit  native parser tests under ASan/UBSan"
 	@echo "make test-fuzz  libFuzzer on every parser, time-bounded"
 	@echo "make test-e2e   real servers and clients against the real sonde (root)"
+	@echo "make test-profile  the profiler against workloads built at test time (root)"
 
 deps:
 	@scripts/deps.sh

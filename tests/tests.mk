@@ -9,3 +9,9 @@ test-e2e: $(SONDE)
 
 test: deps
 	@scripts/run-tests.sh
+
+# Profiler tier: real sonde --profile --offcpu against workloads built at test
+# time (tests/profile/run.py); needs root and Go's pprof (golang-go).
+.PHONY: test-profile
+test-profile: $(SONDE)
+	$(E2E_PY) tests/profile/run.py --sonde $(SONDE)
