@@ -734,8 +734,10 @@ static void flush(struct profiler *p)
 
 void profiler_poll(struct profiler *p)
 {
-	if (p && p->rb)
-		ring_buffer__consume(p->rb);
+	if (!p || !p->rb)
+		return;
+	ring_buffer__consume(p->rb);
+	sym_poll(p->sym);
 }
 
 void profiler_tick(struct profiler *p, uint64_t now)

@@ -60,6 +60,8 @@ struct symbolizer *sym_new(size_t cache_budget_bytes);
 void sym_free(struct symbolizer *s);
 /* Read a process's mappings now, while it is alive (and its binaries). */
 void sym_note_pid(struct symbolizer *s, uint32_t pid);
+/* Every poll: read again the processes noted a moment ago. */
+void sym_poll(struct symbolizer *s);
 /* ip of a user frame; `leaf` false for return addresses (looked up at ip-1). */
 void sym_user(struct symbolizer *s, uint32_t pid, uint64_t ip, bool leaf, struct sym_frame *f);
 void sym_kernel(struct symbolizer *s, uint64_t ip, bool leaf, struct sym_frame *f);

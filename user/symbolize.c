@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "profile.h"
@@ -94,7 +95,14 @@ struct ksym {
 	char *name;
 };
 
+struct pending {
+	uint32_t pid;
+	uint64_t at_ns;  /* when it was noted */
+};
+
 struct symbolizer {
+	struct pending *pend; /* processes to read once more (RECHECK_NS) */
+	size_t npend, pend_cap;
 	struct elf_syms *elfs;
 	struct proc *procs[PROC_BUCKETS];
 	struct ksym *ksyms;
@@ -534,26 +542,72 @@ static struct proc *proc_get(struct symbolizer *s, uint32_t pid, bool reread)
 
 	if (p) {
 		/* live processes are read again once per interval */
-		if ((reread || p->read_gen != s->gen) && !p->gone && kill(pid, 0) == 0)
+		if ((reread || p->read_gen != s->gen) && !p->gone && kill(pid, 0) == 0) {
 			proc_read(s, p);
+			p->read_gen = s->gen; /* tried: not again this interval */
+		}
 		return p;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->pid = pid;
-	if (proc_read(s, p)) {
+	if (proc_read(s, p) && kill(pid, 0) && errno == ESRCH) {
 		/* gone before we could look: remembered, so it is counted once */
 		s->st.procs_gone++;
 		p->gone = true;
 	}
+	p->read_gen = s->gen;
 	*pp = p;
 	return p;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* A process is read when first seen, which is often in the middle of its
+ * exec (the loader has not mapped the libraries yet, or the maps do not read
+ * at all): it is read once more RECHECK_NS later, while it likely still
+ * lives, so a short-lived process leaves a complete snapshot behind. */
+#define RECHECK_NS 50000000ull
+
 void sym_note_pid(struct symbolizer *s, uint32_t pid)
 {
 	proc_get(s, pid, true);
+	if (s->npend == s->pend_cap) {
+		size_t cap = s->pend_cap ? s->pend_cap * 2 : 64;
+		struct pending *pd = realloc(s->pend, cap * sizeof(*pd));
+
+		if (!pd)
+			return;
+		s->pend = pd;
+		s->pend_cap = cap;
+	}
+	s->pend[s->npend++] = (struct pending){ pid, now_ns() };
+}
+
+void sym_poll(struct symbolizer *s)
+{
+	uint64_t now = now_ns();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < s->npend; i++) {
+		struct proc *p;
+
+		if (now - s->pend[i].at_ns < RECHECK_NS) {
+			s->pend[kept++] = s->pend[i];
+			continue;
+		}
+		p = *proc_slot(s, s->pend[i].pid);
+		if (p && kill(p->pid, 0) == 0 && proc_read(s, p) == 0)
+			p->gone = false;
+	}
+	s->npend = kept;
 }
 
 /* ---- JIT perf maps --------------------------------------------------------- */
@@ -893,5 +947,6 @@ void sym_free(struct symbolizer *s)
 	}
 	free(s->ksyms);
 	free(s->ksym_names);
+	free(s->pend);
 	free(s);
 }

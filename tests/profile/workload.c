@@ -14,6 +14,7 @@
  *   workload jit SECONDS     jit_spin_loop: machine code in anonymous memory,
  *                            named only by /tmp/perf-PID.map
  *   workload thread SECONDS  thread_burn in a second thread named "burner"
+ *   workload work UNITS      burn_three(UNITS): a fixed amount of work (bench)
  *
  * The syscalls are made with the syscall instruction from the named function
  * itself: Debian's libc is built without frame pointers, so a frame-pointer
@@ -212,6 +213,8 @@ int main(int argc, char **argv)
 		run_stripped(atof(argv[2]));
 	else if (!strcmp(argv[1], "jit"))
 		run_jit(atof(argv[2]));
+	else if (!strcmp(argv[1], "work"))
+		burn_three(strtoull(argv[2], NULL, 10));
 	else if (!strcmp(argv[1], "thread"))
 		run_thread(atof(argv[2]));
 	else
