@@ -133,7 +133,7 @@ void profiler_free(struct profiler *p);
 /* ,"profile_x":N,... for the stats line; Prometheus lines for /metrics. */
 void profiler_stats_json(struct profiler *p, FILE *f);
 void profiler_write_health(struct profiler *p, FILE *f);
-/* The profile fields of a record as JSON (",\"kind\":..."). */
+/* The profile fields of a record as JSON, after "comm" and its comma. */
 void profile_record_json(const sonde_Record *r, FILE *f);
 
 #endif /* SONDE_USER_H */
