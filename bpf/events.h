@@ -289,4 +289,78 @@ struct sonde_flow_stats {
 	__u64 sock_updates;   /* sockinfo updates from the tracepoints */
 };
 
+/* ==== profiling (bpf/profile.bpf.c, user/profile.c) ======================
+ * Stack samples are counted in the kernel per (process, thread, user stack,
+ * kernel stack); user space reads a closed generation of the count maps once
+ * per --profile-interval and symbolizes. See docs/PROFILING.md.
+ */
+
+/* Frames kept per stack (user and kernel stacks alike). 64 covers nearly
+ * every native stack; deeper ones lose their root-most frames and are
+ * flagged truncated. */
+#define SONDE_PROF_STACK_DEPTH 64
+/* Stack maps rotate over three slots, count maps over two (the epoch's
+ * parity): an off-CPU interval that began in the previous epoch still names
+ * a stack in a slot nobody has cleared yet. */
+#define SONDE_PROF_STACK_SLOTS 3
+/* Stack ids below this are not stacks: */
+#define SONDE_PROF_STACK_NONE 0    /* no stack of this kind (kernel thread, user-mode sample) */
+#define SONDE_PROF_STACK_LOST 1    /* not stored: capture failed or the stack map was full */
+#define SONDE_PROF_STACK_EXPIRED 2 /* blocked across >1 interval boundary: slot recycled */
+#define SONDE_PROF_STACK_FIRST 16  /* the smallest id a real stack hashes to */
+
+enum sonde_prof_kind {
+	SONDE_PROF_CPU = 1,    /* on-CPU: perf_event samples */
+	SONDE_PROF_OFFCPU = 2, /* off-CPU: blocked time from sched_switch */
+};
+
+/* A stack in the `stacks0..2` maps, keyed by a 64-bit hash of its frames
+ * (a stack map of our own: the kernel's BPF_MAP_TYPE_STACK_TRACE drops a
+ * stack whose bucket is taken, and buckets collide long before it is full). */
+struct sonde_prof_stack {
+	__u32 len;        /* frames used in ips */
+	__u32 _pad;
+	__u64 ips[SONDE_PROF_STACK_DEPTH]; /* leaf first */
+};
+
+/* Key of the `counts0`/`counts1` maps. */
+struct sonde_prof_key {
+	__u32 pid;        /* tgid */
+	__u32 tid;
+	__u64 ustack;     /* stack id (hash) in slot `slot`, or SONDE_PROF_STACK_* */
+	__u64 kstack;
+	__u8 kind;        /* enum sonde_prof_kind */
+	__u8 slot;        /* stack map slot the ids refer to (epoch % 3) */
+	__u8 _pad[6];
+};
+
+/* Value of the count maps. */
+struct sonde_prof_val {
+	__u64 value;      /* on-CPU: samples; off-CPU: nanoseconds blocked */
+	__u64 count;      /* samples, or blocked periods */
+	char comm[SONDE_COMM_LEN];  /* thread name at the first sample */
+	char pcomm[SONDE_COMM_LEN]; /* process (group leader) name */
+};
+
+/* On `prof_events`: a process was seen for the first time (or since its
+ * last exec), so user space can read its mappings while it is alive. */
+struct sonde_prof_pid_event {
+	__u32 kind;       /* SONDE_EV_PROF_PID */
+	__u32 pid;
+};
+#define SONDE_EV_PROF_PID 100
+
+/* Self-observability of the profiler, per CPU in `prof_stats`. */
+struct sonde_prof_stats {
+	__u64 samples;            /* perf_event samples taken (pid != 0) */
+	__u64 samples_dropped;    /* not counted: the count map was full */
+	__u64 stacks_full;        /* stack not stored: the stack map was full */
+	__u64 stack_errors;       /* stack capture failures (not "no such stack") */
+	__u64 offcpu_switches;    /* voluntary switch-outs recorded */
+	__u64 offcpu_below_min;   /* blocked periods shorter than --offcpu-min-us */
+	__u64 offcpu_expired;     /* blocked across >1 interval: stack no longer named */
+	__u64 offcpu_dropped;     /* not counted: count map or start map full */
+	__u64 pid_events_dropped; /* new-process notices lost (ring full) */
+};
+
 #endif /* SONDE_EVENTS_H */

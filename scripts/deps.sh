@@ -10,6 +10,8 @@ test_pkgs=(nginx-light redis-server curl python3 libclang-rt-14-dev iproute2 pro
            qemu-system-x86 busybox-static cpio xz-utils zstd prometheus)
 # flows tier: offloads off on the veth pair, loss made with nftables
 test_pkgs+=(ethtool nftables)
+# the profiler tier: Go's own pprof reads sonde's profiles; binutils for nm
+test_pkgs+=(golang-go binutils)
 
 want=()
 case "${1:-all}" in

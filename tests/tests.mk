@@ -15,3 +15,8 @@ test: deps
 .PHONY: test-flows
 test-flows: $(SONDE)
 	$(E2E_PY) tests/flows/run.py --sonde $(SONDE)
+# Profiler tier: real sonde --profile --offcpu against workloads built at test
+# time (tests/profile/run.py); needs root and Go's pprof (golang-go).
+.PHONY: test-profile
+test-profile: $(SONDE)
+	$(E2E_PY) tests/profile/run.py --sonde $(SONDE)

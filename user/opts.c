@@ -14,6 +14,8 @@ enum {
 	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP,
 	OPT_FLOWS, OPT_FLOW_IF, OPT_FLOW_MIRROR, OPT_FLOW_MAX, OPT_FLOW_METERS, OPT_FLOW_TIMEOUTS,
 	OPT_FLOW_NO_TC,
+	OPT_PROFILE, OPT_PROFILE_HZ, OPT_PROFILE_INTERVAL, OPT_OFFCPU, OPT_OFFCPU_MIN_US,
+	OPT_PROFILE_DIR, OPT_PROFILE_STACKS, OPT_PROFILE_ENTRIES,
 };
 
 static const struct option run_options[] = {
@@ -45,6 +47,14 @@ static const struct option run_options[] = {
 	{ "flow-meters", required_argument, NULL, OPT_FLOW_METERS },
 	{ "flow-timeouts", required_argument, NULL, OPT_FLOW_TIMEOUTS },
 	{ "flow-no-tc", no_argument, NULL, OPT_FLOW_NO_TC },
+	{ "profile", no_argument, NULL, OPT_PROFILE },
+	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
+	{ "profile-interval", required_argument, NULL, OPT_PROFILE_INTERVAL },
+	{ "offcpu", no_argument, NULL, OPT_OFFCPU },
+	{ "offcpu-min-us", required_argument, NULL, OPT_OFFCPU_MIN_US },
+	{ "profile-dir", required_argument, NULL, OPT_PROFILE_DIR },
+	{ "profile-stacks", required_argument, NULL, OPT_PROFILE_STACKS },
+	{ "profile-entries", required_argument, NULL, OPT_PROFILE_ENTRIES },
 	{ 0 },
 };
 
@@ -83,7 +93,16 @@ static void run_usage(FILE *f)
 	      "  --flow-max N         flows tracked at once (default 65536)\n"
 	      "  --flow-meters on|off 1 s and 60 s flow meter records (default on)\n"
 	      "  --flow-timeouts K=S[,K=S...]  closed=2 syn=5 fin=30 tcp=300 udp=30 icmp=10\n"
-	      "  --flow-no-tc         use the packet-socket fallback instead of TC (--flow-if)\n",
+	      "  --flow-no-tc         use the packet-socket fallback instead of TC (--flow-if)\n"
+	      "  --profile            on-CPU profiles: stack samples on every CPU\n"
+	      "  --profile-hz N       samples per second per CPU (default 99)\n"
+	      "  --profile-interval SECONDS  write a profile this often (default 60)\n"
+	      "  --offcpu             off-CPU profiles: time blocked per stack\n"
+	      "  --offcpu-min-us N    ignore blocked periods shorter than this (default 1000)\n"
+	      "  --profile-dir DIR    where the .pb.gz (pprof) and .folded files go\n"
+	      "                       (default /var/lib/sonde/profiles)\n"
+	      "  --profile-stacks N   distinct stacks kept per interval (default 16384)\n"
+	      "  --profile-entries N  (thread, stack) counters per interval (default 16384)\n",
 	      f);
 }
 
@@ -162,6 +181,12 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->flow_max = 65536;
 	o->flow_meters = true;
 	parse_flow_timeouts("closed=2,syn=5,fin=30,tcp=300,udp=30,icmp=10", o);
+	o->profile_hz = 99;
+	o->profile_interval_s = 60;
+	o->offcpu_min_us = 1000;
+	o->profile_dir = "/var/lib/sonde/profiles";
+	o->profile_stacks = 16384;
+	o->profile_entries = 16384;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", run_options, NULL)) != -1) {
 		switch (c) {
@@ -248,6 +273,33 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 		case OPT_FLOW_TIMEOUTS:
 			if (parse_flow_timeouts(optarg, o))
 				return -1;
+			break;
+		case OPT_PROFILE: o->profile = true; break;
+		case OPT_PROFILE_HZ:
+			if (parse_number("profile-hz", optarg, 1, 100000, &v))
+				return -1;
+			o->profile_hz = (uint32_t)v;
+			break;
+		case OPT_PROFILE_INTERVAL:
+			if (parse_number("profile-interval", optarg, 1, 86400, &o->profile_interval_s))
+				return -1;
+			break;
+		case OPT_OFFCPU: o->offcpu = true; break;
+		case OPT_OFFCPU_MIN_US:
+			if (parse_number("offcpu-min-us", optarg, 0, 1e9, &v))
+				return -1;
+			o->offcpu_min_us = (uint32_t)v;
+			break;
+		case OPT_PROFILE_DIR: o->profile_dir = optarg; break;
+		case OPT_PROFILE_STACKS:
+			if (parse_number("profile-stacks", optarg, 64, 1 << 20, &v))
+				return -1;
+			o->profile_stacks = (uint32_t)v;
+			break;
+		case OPT_PROFILE_ENTRIES:
+			if (parse_number("profile-entries", optarg, 64, 1 << 22, &v))
+				return -1;
+			o->profile_entries = (uint32_t)v;
 			break;
 		case OPT_HELP:
 			run_usage(stdout);

@@ -210,7 +210,7 @@ void record_print_json(const sonde_Record *r, FILE *f)
 	fputc('{', f);
 	json_str(f, "type", record_type_name(r->type), true);
 	fprintf(f, "\"ts_ns\":%" PRIu64 ",\"pid\":%u,\"tid\":%u,", r->ts_ns, r->pid, r->tid);
-	json_str(f, "comm", r->comm, r->has_l7 || r->has_metric);
+	json_str(f, "comm", r->comm, r->has_l7 || r->has_metric || r->has_profile);
 	if (r->has_metric) {
 		const sonde_Metric *m = &r->metric;
 
@@ -262,6 +262,8 @@ void record_print_json(const sonde_Record *r, FILE *f)
 		fprintf(f, ",\"flow_id\":%" PRIu64, r->l7.flow_id);
 	if (r->has_flow)
 		flow_print_json(&r->flow, f);
+	if (r->has_profile)
+		profile_record_json(r, f);
 	fputs("}\n", f);
 }
 
@@ -384,4 +386,21 @@ int cmd_decode(const char *path)
 	if (f != stdin)
 		fclose(f);
 	return rc;
+}
+
+/* The fields of a profile record (after "comm", which ends with a comma). */
+void profile_record_json(const sonde_Record *r, FILE *f)
+{
+	const sonde_Profile *p = &r->profile;
+	bool cpu = !strcmp(p->kind, "cpu");
+
+	json_str(f, "kind", p->kind, true);
+	json_str(f, "thread", p->thread, true);
+	json_str(f, "stack", p->stack, true);
+	fprintf(f, "\"%s\":%" PRIu64 ",\"value_ns\":%" PRIu64 ",\"start_ns\":%" PRIu64
+		   ",\"end_ns\":%" PRIu64 ",\"hz\":%u,\"frames\":%u,\"unknown_frames\":%u,"
+		   "\"truncated\":%s,",
+		cpu ? "samples" : "blocked", p->samples, p->value_ns, p->start_ns, p->end_ns, p->hz,
+		p->frames, p->unknown_frames, p->truncated ? "true" : "false");
+	json_str(f, "pprof", p->pprof, false);
 }

@@ -474,6 +474,44 @@ static int tracer_poll(struct tracer *t, int prom_fd, int timeout_ms)
 	return prom_fd >= 0 && (fds[1].revents & POLLIN);
 }
 
+/* ---- profiler (profile.c) ------------------------------------------------ */
+
+/* The profiler of this run, if --profile or --offcpu: its counters join the
+ * stats line and /metrics. */
+static struct profiler *run_profiler;
+
+/* Open, load (verifier stats and failures reported as for the tracer) and
+ * attach the profiling programs. */
+static struct profiler *profiler_start(const struct run_opts *o, struct record_sink *sink)
+{
+	struct verifier_logs vl = { 0 };
+	char btf_path[512];
+	const char *btf = NULL;
+	struct profiler *p;
+	int err;
+
+	if (find_btf(o, btf_path, sizeof(btf_path), &btf))
+		return NULL;
+	p = profiler_new(o, sink, btf);
+	if (!p)
+		return NULL;
+	if (o->verifier_stats)
+		verifier_stats_request(profiler_object(p), &vl);
+	err = profiler_load(p);
+	if (o->verifier_stats)
+		verifier_stats_print(&vl);
+	if (err) {
+		report_load_failure(o->verifier_log, err);
+		profiler_free(p);
+		return NULL;
+	}
+	if (profiler_attach(p)) {
+		profiler_free(p);
+		return NULL;
+	}
+	return p;
+}
+
 /* ---- counters ----------------------------------------------------------- */
 
 static const char *const stat_names[] = {
@@ -527,6 +565,7 @@ static void print_stats(struct tracer *t, const struct record_sink *sink, uint64
 			",\"record_write_errors\":%" PRIu64,
 		live, evicted(sum, live), sink->records, timeouts, sink->write_errors);
 	flows_stats_json(flows, stderr);
+	profiler_stats_json(run_profiler, stderr);
 	fputs("}\n", stderr);
 }
 
@@ -560,6 +599,7 @@ static void write_health(FILE *f, void *arg)
 		*h->live, h->o->max_conns, evicted(sum, *h->live), metrics_series(h->m),
 		h->o->max_series, h->t->attached, h->t->programs);
 	flows_write_prometheus(flows, f);
+	profiler_write_health(run_profiler, f);
 }
 
 /* ---- run ---------------------------------------------------------------- */
@@ -612,6 +652,14 @@ int cmd_run(const struct run_opts *o)
 		rc = 1;
 		goto out;
 	}
+	/* before the tracer, so that "ready" means the profiler is attached too */
+	if (o->profile || o->offcpu) {
+		run_profiler = profiler_start(o, &sink);
+		if (!run_profiler) {
+			rc = 1;
+			goto out;
+		}
+	}
 	if (tracer_open(&t, o, &sink)) {
 		rc = 1;
 		goto out;
@@ -652,6 +700,7 @@ int cmd_run(const struct run_opts *o)
 		}
 		if (n > 0)
 			prom_serve_one(prom_fd, metrics, write_health, &health);
+		profiler_poll(run_profiler);
 		now = mono_ns();
 		if (now >= next_sweep) {
 			live = 0;
@@ -661,6 +710,7 @@ int cmd_run(const struct run_opts *o)
 			metrics_poll(metrics, &sink, now);
 			if (flows)
 				flows_poll(flows, &sink, now);
+			profiler_tick(run_profiler, now);
 			if (top && top_render(top))
 				break;
 			next_sweep = now + 1000000000ull;
@@ -689,6 +739,8 @@ int cmd_run(const struct run_opts *o)
 	/* the last partial second of metrics */
 	metrics_poll(metrics, &sink, mono_ns());
 	flows_finish(flows, &sink);
+	/* the last, partial profile interval */
+	profiler_finish(run_profiler);
 	print_stats(&t, &sink, timeouts, live);
 out:
 	if (prom_fd >= 0)
@@ -698,6 +750,8 @@ out:
 	tracer_close(&t, o->pin);
 	flows_close(flows);
 	flows = NULL;
+	profiler_free(run_profiler);
+	run_profiler = NULL;
 	if (sink.out && fclose(sink.out)) {
 		fprintf(stderr, "sonde: writing %s failed: %s\n", o->output, strerror(errno));
 		rc = 1;

@@ -44,6 +44,15 @@ struct run_opts {
 	bool flow_meters;           /* 1 s / 60 s meter records (--flow-meters on|off) */
 	double flow_timeout[6];     /* --flow-timeouts, seconds, enum flow_timeout order */
 	bool flow_no_tc;            /* --flow-no-tc: take the packet-socket fallback (tests) */
+	/* profiling (profile.c, docs/PROFILING.md) */
+	bool profile;               /* --profile: on-CPU stack sampling */
+	uint32_t profile_hz;        /* samples per second per CPU */
+	double profile_interval_s;  /* a profile is written this often */
+	bool offcpu;                /* --offcpu: blocked time per stack */
+	uint32_t offcpu_min_us;     /* shorter blocked periods are not counted */
+	const char *profile_dir;    /* where .pb.gz and .folded files go */
+	uint32_t profile_stacks;    /* stack map entries per slot */
+	uint32_t profile_entries;   /* count map entries per generation */
 };
 
 /* flow.c: L4 flows and TCP health aggregated in the kernel (docs/FLOWS.md) */
@@ -133,5 +142,29 @@ int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
 void read_proc_comm(uint32_t pid, char *comm);
 uint64_t mono_ns(void);
 uint64_t realtime_ns(void);
+
+/* profile.c: on-CPU / off-CPU profiles (docs/PROFILING.md) */
+struct profiler;
+struct bpf_object;
+/* Open (not load) the profiling programs; BTF as for the tracer. */
+struct profiler *profiler_new(const struct run_opts *o, struct record_sink *sink,
+			      const char *btf);
+struct bpf_object *profiler_object(struct profiler *p);
+/* Load, attach to every online CPU and start the first interval. 0 or -errno
+ * (a load error is -errno from libbpf, for report_load_failure). */
+int profiler_load(struct profiler *p);
+int profiler_attach(struct profiler *p);
+/* Every loop turn: new processes to read while they are alive. */
+void profiler_poll(struct profiler *p);
+/* Every second: CPU hotplug, and the interval's profile when it is due. */
+void profiler_tick(struct profiler *p, uint64_t now_mono_ns);
+/* At exit: the last, partial interval. */
+void profiler_finish(struct profiler *p);
+void profiler_free(struct profiler *p);
+/* ,"profile_x":N,... for the stats line; Prometheus lines for /metrics. */
+void profiler_stats_json(struct profiler *p, FILE *f);
+void profiler_write_health(struct profiler *p, FILE *f);
+/* The profile fields of a record as JSON, after "comm" and its comma. */
+void profile_record_json(const sonde_Record *r, FILE *f);
 
 #endif /* SONDE_USER_H */
