@@ -41,6 +41,7 @@ help:
 	@echo "make test-unit  native parser tests under ASan/UBSan"
 	@echo "make test-fuzz  libFuzzer on every parser, time-bounded"
 	@echo "make test-e2e   real servers and clients against the real sonde (root)"
+	@echo "make test-profile  the profiler against workloads built at test time (root)"
 
 deps:
 	@scripts/deps.sh
@@ -65,6 +66,17 @@ $(OUTPUT)/record.pb.h: $(PROTO_C)
 $(PROTO_O): $(PROTO_C)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# pprof's profile.proto (the profiler's output), nanopb like the records
+PPROF_C := $(OUTPUT)/pprof.pb.c
+$(PPROF_C): user/pprof.proto | $(OUTPUT)
+	cd user && $(PROTOC) --nanopb_out=../$(OUTPUT) pprof.proto
+	@test -f $(PPROF_C)
+
+$(OUTPUT)/pprof.pb.h: $(PPROF_C)
+
+$(OUTPUT)/pprof.pb.o: $(PPROF_C)
+	$(CC) $(CFLAGS) -c $< -o $@
+
 # --- user side -------------------------------------------------------------
 $(USER_OBJS): $(SKELS) $(OUTPUT)/record.pb.h | $(OUTPUT)/user
 $(OUTPUT)/user/%.o: user/%.c
@@ -73,12 +85,17 @@ $(OUTPUT)/user/%.o: user/%.c
 $(SONDE): $(USER_OBJS) $(PROTO_O)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# the profiler's pprof writer
+$(USER_OBJS): $(OUTPUT)/pprof.pb.h
+$(SONDE): $(OUTPUT)/pprof.pb.o
+
 # --- running ---------------------------------------------------------------
 run: deps $(SONDE)
 	$(SONDE) run $(SONDE_ARGS)
 
 include tests/tests.mk
 -include bench/bench.mk
+-include bench/flows.mk
 -include tests/kernels/kernels.mk
 
 clean:

@@ -78,3 +78,11 @@ bench: bench-deps bench-build bench-sonde
 
 bench-syscall bench-nginx bench-drops bench-agent bench-wakeups: bench-deps bench-build bench-sonde
 	@$(BENCH_RUN) $(patsubst bench-%,%,$@)
+
+# Profiler sampling cost (issue 7): CPU time of a fixed CPU-bound job with
+# sonde off / --profile at 99 Hz / at 999 Hz, interleaved; appends to
+# docs/PERFORMANCE.md. Not part of `make bench` (it runs alone in ~2 minutes).
+.PHONY: bench-profile
+bench-profile: bench-sonde
+	python3 bench/profile_bench.py --sonde $(SONDE) --rounds $(BENCH_ROUNDS) \
+		--doc docs/PERFORMANCE.md $(BENCH_ARGS)

@@ -17,6 +17,11 @@ here=$(dirname "$0")
 sections() {
 	for f in "$dir"/*.bpf.c; do
 		[ -e "$f" ] || continue
+		# flow tracking is off unless asked for: its hooks are not sonde's default
+		case "$f" in */flow.bpf.c) continue ;; esac
+		# the profiler loads only with --profile/--offcpu: not on the
+		# syscall path the floor stands for
+		[ "$(basename "$f")" = profile.bpf.c ] && continue
 		if [ -n "${BPF_CPP:-}" ] && out=$($BPF_CPP "$f" 2>/dev/null); then
 			# __attribute__((section("tracepoint/syscalls/sys_enter_" "read")))
 			printf '%s\n' "$out" | grep -o 'section *( *"[^)]*)' |

@@ -12,6 +12,10 @@ enum {
 	OPT_FORCE_PERFBUF, OPT_BTF, OPT_NO_SYS_BTF, OPT_TIMEOUT, OPT_RING_SIZE, OPT_MAX_CONNS,
 	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_LOGS, OPT_METRICS_LISTEN, OPT_ROUTE_NORMALIZE,
 	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP,
+	OPT_FLOWS, OPT_FLOW_IF, OPT_FLOW_MIRROR, OPT_FLOW_MAX, OPT_FLOW_METERS, OPT_FLOW_TIMEOUTS,
+	OPT_FLOW_NO_TC,
+	OPT_PROFILE, OPT_PROFILE_HZ, OPT_PROFILE_INTERVAL, OPT_OFFCPU, OPT_OFFCPU_MIN_US,
+	OPT_PROFILE_DIR, OPT_PROFILE_STACKS, OPT_PROFILE_ENTRIES,
 };
 
 static const struct option run_options[] = {
@@ -36,6 +40,21 @@ static const struct option run_options[] = {
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "metric-idle", required_argument, NULL, OPT_METRIC_IDLE },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "flows", no_argument, NULL, OPT_FLOWS },
+	{ "flow-if", required_argument, NULL, OPT_FLOW_IF },
+	{ "flow-mirror", required_argument, NULL, OPT_FLOW_MIRROR },
+	{ "flow-max", required_argument, NULL, OPT_FLOW_MAX },
+	{ "flow-meters", required_argument, NULL, OPT_FLOW_METERS },
+	{ "flow-timeouts", required_argument, NULL, OPT_FLOW_TIMEOUTS },
+	{ "flow-no-tc", no_argument, NULL, OPT_FLOW_NO_TC },
+	{ "profile", no_argument, NULL, OPT_PROFILE },
+	{ "profile-hz", required_argument, NULL, OPT_PROFILE_HZ },
+	{ "profile-interval", required_argument, NULL, OPT_PROFILE_INTERVAL },
+	{ "offcpu", no_argument, NULL, OPT_OFFCPU },
+	{ "offcpu-min-us", required_argument, NULL, OPT_OFFCPU_MIN_US },
+	{ "profile-dir", required_argument, NULL, OPT_PROFILE_DIR },
+	{ "profile-stacks", required_argument, NULL, OPT_PROFILE_STACKS },
+	{ "profile-entries", required_argument, NULL, OPT_PROFILE_ENTRIES },
 	{ 0 },
 };
 
@@ -65,7 +84,25 @@ static void run_usage(FILE *f)
 	      "  --route-normalize on|off  numeric and uuid path segments to :num/:id in\n"
 	      "                       metric routes (default on)\n"
 	      "  --max-series N       metric series the kernel keeps (default 16384)\n"
-	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n",
+	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n"
+	      "flows (off unless --flows, --flow-if or --flow-mirror; docs/FLOWS.md):\n"
+	      "  --flows              track L4 flows on every non-virtual interface and lo\n"
+	      "  --flow-if IF[,IF...] track flows with TC on these interfaces (lo: egress only)\n"
+	      "  --flow-mirror IF[,IF...]  track flows seen on these mirror/SPAN ports\n"
+	      "                       (AF_PACKET socket filter, promiscuous)\n"
+	      "  --flow-max N         flows tracked at once (default 65536)\n"
+	      "  --flow-meters on|off 1 s and 60 s flow meter records (default on)\n"
+	      "  --flow-timeouts K=S[,K=S...]  closed=2 syn=5 fin=30 tcp=300 udp=30 icmp=10\n"
+	      "  --flow-no-tc         use the packet-socket fallback instead of TC (--flow-if)\n"
+	      "  --profile            on-CPU profiles: stack samples on every CPU\n"
+	      "  --profile-hz N       samples per second per CPU (default 99)\n"
+	      "  --profile-interval SECONDS  write a profile this often (default 60)\n"
+	      "  --offcpu             off-CPU profiles: time blocked per stack\n"
+	      "  --offcpu-min-us N    ignore blocked periods shorter than this (default 1000)\n"
+	      "  --profile-dir DIR    where the .pb.gz (pprof) and .folded files go\n"
+	      "                       (default /var/lib/sonde/profiles)\n"
+	      "  --profile-stacks N   distinct stacks kept per interval (default 16384)\n"
+	      "  --profile-entries N  (thread, stack) counters per interval (default 16384)\n",
 	      f);
 }
 
@@ -141,6 +178,15 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->metrics_listen = "127.0.0.1:9433";
 	o->max_series = 16384;
 	o->metric_idle_s = 600;
+	o->flow_max = 65536;
+	o->flow_meters = true;
+	parse_flow_timeouts("closed=2,syn=5,fin=30,tcp=300,udp=30,icmp=10", o);
+	o->profile_hz = 99;
+	o->profile_interval_s = 60;
+	o->offcpu_min_us = 1000;
+	o->profile_dir = "/var/lib/sonde/profiles";
+	o->profile_stacks = 16384;
+	o->profile_entries = 16384;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", run_options, NULL)) != -1) {
 		switch (c) {
@@ -207,6 +253,53 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_number("metric-idle", optarg, 0, 1e7, &v))
 				return -1;
 			o->metric_idle_s = (uint32_t)v;
+			break;
+		case OPT_FLOWS: o->flows = true; break;
+		case OPT_FLOW_IF: o->flow_if = optarg; break;
+		case OPT_FLOW_MIRROR: o->flow_mirror = optarg; break;
+		case OPT_FLOW_MAX:
+			if (parse_number("flow-max", optarg, 64, 1 << 24, &v))
+				return -1;
+			o->flow_max = (uint32_t)v;
+			break;
+		case OPT_FLOW_METERS:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "sonde: --flow-meters takes on or off\n");
+				return -1;
+			}
+			o->flow_meters = !strcmp(optarg, "on");
+			break;
+		case OPT_FLOW_NO_TC: o->flow_no_tc = true; break;
+		case OPT_FLOW_TIMEOUTS:
+			if (parse_flow_timeouts(optarg, o))
+				return -1;
+			break;
+		case OPT_PROFILE: o->profile = true; break;
+		case OPT_PROFILE_HZ:
+			if (parse_number("profile-hz", optarg, 1, 100000, &v))
+				return -1;
+			o->profile_hz = (uint32_t)v;
+			break;
+		case OPT_PROFILE_INTERVAL:
+			if (parse_number("profile-interval", optarg, 1, 86400, &o->profile_interval_s))
+				return -1;
+			break;
+		case OPT_OFFCPU: o->offcpu = true; break;
+		case OPT_OFFCPU_MIN_US:
+			if (parse_number("offcpu-min-us", optarg, 0, 1e9, &v))
+				return -1;
+			o->offcpu_min_us = (uint32_t)v;
+			break;
+		case OPT_PROFILE_DIR: o->profile_dir = optarg; break;
+		case OPT_PROFILE_STACKS:
+			if (parse_number("profile-stacks", optarg, 64, 1 << 20, &v))
+				return -1;
+			o->profile_stacks = (uint32_t)v;
+			break;
+		case OPT_PROFILE_ENTRIES:
+			if (parse_number("profile-entries", optarg, 64, 1 << 22, &v))
+				return -1;
+			o->profile_entries = (uint32_t)v;
 			break;
 		case OPT_HELP:
 			run_usage(stdout);

@@ -15,6 +15,7 @@
 #include <pb_encode.h>
 
 #include "sonde.h"
+#include "flow_id.h"
 
 const char *const method_names[SONDE_M__COUNT] = {
 	[SONDE_M_UNKNOWN] = "", [SONDE_M_GET] = "GET", [SONDE_M_POST] = "POST",
@@ -22,6 +23,27 @@ const char *const method_names[SONDE_M__COUNT] = {
 	[SONDE_M_OPTIONS] = "OPTIONS", [SONDE_M_PATCH] = "PATCH",
 	[SONDE_M_CONNECT] = "CONNECT", [SONDE_M_TRACE] = "TRACE",
 };
+
+const char *proto_name(uint8_t proto)
+{
+	static const char *const names[SONDE_PROTO__COUNT] = {
+		[SONDE_PROTO_HTTP1] = "http", [SONDE_PROTO_REDIS] = "redis",
+		[SONDE_PROTO_PGSQL] = "pgsql", [SONDE_PROTO_MYSQL] = "mysql",
+		[SONDE_PROTO_MEMCACHED] = "memcached", [SONDE_PROTO_DNS] = "dns",
+		[SONDE_PROTO_MQTT] = "mqtt", [SONDE_PROTO_KAFKA] = "kafka",
+		[SONDE_PROTO_MONGO] = "mongodb", [SONDE_PROTO_HTTP2] = "http2",
+	};
+
+	return proto < SONDE_PROTO__COUNT && names[proto] ? names[proto] : "";
+}
+
+const char *l7_op_name(uint8_t proto, uint8_t op)
+{
+	if (proto == SONDE_PROTO_HTTP1)
+		return op < SONDE_M__COUNT ? method_names[op] : "";
+	/* Redis: the command is the record's text, not a code */
+	return "";
+}
 
 uint64_t mono_ns(void)
 {
@@ -82,6 +104,37 @@ static void copy_str(char *dst, size_t n, const char *src, size_t len)
 	dst[len] = 0;
 }
 
+/* The fields of a message-engine protocol's event (docs/PROTOCOLS.md). */
+static void l7m_event_fields(const struct sonde_l7_event *e, sonde_L7 *l)
+{
+	size_t n = e->path_len > SONDE_PATH_MAX ? SONDE_PATH_MAX : e->path_len;
+	const char *sp;
+
+	l->path[0] = 0;
+	l->method[0] = 0;
+	l->error = (e->flags & (SONDE_F_ERROR | SONDE_F_TIMEOUT | SONDE_F_CLOSED)) != 0;
+	copy_str(l->detail, sizeof(l->detail), e->detail,
+		 e->detail_len > SONDE_DETAIL_MAX ? SONDE_DETAIL_MAX : e->detail_len);
+	l->op2 = e->op2;
+	l->txid = e->id;
+	l->code = e->code;
+	l->count = e->count;
+	if (e->reply >= 0x20 && e->reply < 0x7f) {
+		l->reply[0] = e->reply;
+		l->reply[1] = 0;
+	}
+	strcpy(l->command, l7_op_name(e->proto, e->method));
+	if (e->proto == SONDE_PROTO_REDIS) {
+		/* text is "COMMAND key" */
+		sp = memchr(e->path, ' ', n);
+		copy_str(l->command, sizeof(l->command), e->path, sp ? (size_t)(sp - e->path) : n);
+		if (sp)
+			copy_str(l->resource, sizeof(l->resource), sp + 1, n - (sp + 1 - e->path));
+		return;
+	}
+	copy_str(l->resource, sizeof(l->resource), e->path, n);
+}
+
 void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset_ns,
 			sonde_Record *r)
 {
@@ -94,7 +147,7 @@ void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset
 	r->tid = e->tid;
 	copy_str(r->comm, sizeof(r->comm), e->comm, strnlen(e->comm, SONDE_COMM_LEN));
 	r->has_l7 = true;
-	strcpy(l->proto, "http");
+	strcpy(l->proto, proto_name(e->proto));
 	strcpy(l->role, e->role == SONDE_ROLE_SERVER ? "server" : "client");
 	format_addr(e->ep.family, e->ep.saddr, l->saddr, sizeof(l->saddr));
 	format_addr(e->ep.family, e->ep.daddr, l->daddr, sizeof(l->daddr));
@@ -116,6 +169,11 @@ void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset
 	l->conn_id = e->conn_id;
 	strcpy(l->family, family_name(e->ep.family));
 	l->tls = false;
+	if (e->ep.family == SONDE_FAMILY_INET || e->ep.family == SONDE_FAMILY_INET6)
+		l->flow_id = sonde_flow_id_of(e->ep.family == SONDE_FAMILY_INET ? 1 : 2, IPPROTO_TCP,
+					      e->ep.saddr, e->ep.sport, e->ep.daddr, e->ep.dport);
+	if (e->proto != SONDE_PROTO_HTTP1)
+		l7m_event_fields(e, l);
 }
 
 /* JSON string: escapes quotes, backslashes and every byte outside printable
@@ -152,7 +210,7 @@ void record_print_json(const sonde_Record *r, FILE *f)
 	fputc('{', f);
 	json_str(f, "type", record_type_name(r->type), true);
 	fprintf(f, "\"ts_ns\":%" PRIu64 ",\"pid\":%u,\"tid\":%u,", r->ts_ns, r->pid, r->tid);
-	json_str(f, "comm", r->comm, r->has_l7 || r->has_metric);
+	json_str(f, "comm", r->comm, r->has_l7 || r->has_metric || r->has_profile);
 	if (r->has_metric) {
 		const sonde_Metric *m = &r->metric;
 
@@ -185,6 +243,14 @@ void record_print_json(const sonde_Record *r, FILE *f)
 			   ",\"resp_bytes\":%" PRIu64 ",\"status\":%u,\"error\":%s,",
 			l->latency_ns, l->req_bytes, l->resp_bytes, l->status,
 			l->error ? "true" : "false");
+		if (strcmp(l->proto, "http")) {
+			json_str(f, "command", l->command, true);
+			json_str(f, "resource", l->resource, true);
+			json_str(f, "detail", l->detail, true);
+			json_str(f, "reply", l->reply, true);
+			fprintf(f, "\"op2\":%u,\"txid\":%u,\"code\":%u,\"count\":%" PRIu64 ",",
+				l->op2, l->txid, l->code, l->count);
+		}
 		json_str(f, "method", l->method, true);
 		json_str(f, "path", l->path, true);
 		fprintf(f, "\"path_truncated\":%s,\"timeout\":%s,\"closed\":%s,\"tls\":%s,"
@@ -192,6 +258,12 @@ void record_print_json(const sonde_Record *r, FILE *f)
 			l->path_truncated ? "true" : "false", l->timeout ? "true" : "false",
 			l->closed ? "true" : "false", l->tls ? "true" : "false", l->conn_id);
 	}
+	if (r->has_l7 && r->l7.flow_id)
+		fprintf(f, ",\"flow_id\":%" PRIu64, r->l7.flow_id);
+	if (r->has_flow)
+		flow_print_json(&r->flow, f);
+	if (r->has_profile)
+		profile_record_json(r, f);
 	fputs("}\n", f);
 }
 
@@ -215,7 +287,10 @@ void record_print_text(const sonde_Record *r, FILE *f)
 		fprintf(f, " unix");
 	else
 		fprintf(f, " %s:%u -> %s:%u", l->saddr, l->sport, l->daddr, l->dport);
-	fprintf(f, " %s %s%s", l->method, l->path, l->path_truncated ? "..." : "");
+	if (strcmp(l->proto, "http"))
+		fprintf(f, " %s %s%s", l->command, l->resource, l->path_truncated ? "..." : "");
+	else
+		fprintf(f, " %s %s%s", l->method, l->path, l->path_truncated ? "..." : "");
 	if (l->timeout)
 		fprintf(f, " TIMEOUT");
 	else if (l->closed && !l->status)
@@ -311,4 +386,21 @@ int cmd_decode(const char *path)
 	if (f != stdin)
 		fclose(f);
 	return rc;
+}
+
+/* The fields of a profile record (after "comm", which ends with a comma). */
+void profile_record_json(const sonde_Record *r, FILE *f)
+{
+	const sonde_Profile *p = &r->profile;
+	bool cpu = !strcmp(p->kind, "cpu");
+
+	json_str(f, "kind", p->kind, true);
+	json_str(f, "thread", p->thread, true);
+	json_str(f, "stack", p->stack, true);
+	fprintf(f, "\"%s\":%" PRIu64 ",\"value_ns\":%" PRIu64 ",\"start_ns\":%" PRIu64
+		   ",\"end_ns\":%" PRIu64 ",\"hz\":%u,\"frames\":%u,\"unknown_frames\":%u,"
+		   "\"truncated\":%s,",
+		cpu ? "samples" : "blocked", p->samples, p->value_ns, p->start_ns, p->end_ns, p->hz,
+		p->frames, p->unknown_frames, p->truncated ? "true" : "false");
+	json_str(f, "pprof", p->pprof, false);
 }

@@ -29,6 +29,7 @@
 #define PIN_DIR "/sys/fs/bpf/sonde"
 #define SYS_BTF "/sys/kernel/btf/vmlinux"
 
+static struct flows *flows; /* L4 flows (user/flow.c), NULL unless asked for */
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t stats_requested;
 
@@ -473,6 +474,44 @@ static int tracer_poll(struct tracer *t, int prom_fd, int timeout_ms)
 	return prom_fd >= 0 && (fds[1].revents & POLLIN);
 }
 
+/* ---- profiler (profile.c) ------------------------------------------------ */
+
+/* The profiler of this run, if --profile or --offcpu: its counters join the
+ * stats line and /metrics. */
+static struct profiler *run_profiler;
+
+/* Open, load (verifier stats and failures reported as for the tracer) and
+ * attach the profiling programs. */
+static struct profiler *profiler_start(const struct run_opts *o, struct record_sink *sink)
+{
+	struct verifier_logs vl = { 0 };
+	char btf_path[512];
+	const char *btf = NULL;
+	struct profiler *p;
+	int err;
+
+	if (find_btf(o, btf_path, sizeof(btf_path), &btf))
+		return NULL;
+	p = profiler_new(o, sink, btf);
+	if (!p)
+		return NULL;
+	if (o->verifier_stats)
+		verifier_stats_request(profiler_object(p), &vl);
+	err = profiler_load(p);
+	if (o->verifier_stats)
+		verifier_stats_print(&vl);
+	if (err) {
+		report_load_failure(o->verifier_log, err);
+		profiler_free(p);
+		return NULL;
+	}
+	if (profiler_attach(p)) {
+		profiler_free(p);
+		return NULL;
+	}
+	return p;
+}
+
 /* ---- counters ----------------------------------------------------------- */
 
 static const char *const stat_names[] = {
@@ -523,8 +562,11 @@ static void print_stats(struct tracer *t, const struct record_sink *sink, uint64
 		fprintf(stderr, "\"%s\":%llu,", stat_names[i], (unsigned long long)sum[i]);
 	fprintf(stderr, "\"conns_live\":%" PRIu64 ",\"conns_evicted\":%" PRIu64
 			",\"records\":%" PRIu64 ",\"timeouts_reported\":%" PRIu64
-			",\"record_write_errors\":%" PRIu64 "}\n",
+			",\"record_write_errors\":%" PRIu64,
 		live, evicted(sum, live), sink->records, timeouts, sink->write_errors);
+	flows_stats_json(flows, stderr);
+	profiler_stats_json(run_profiler, stderr);
+	fputs("}\n", stderr);
 }
 
 /* What /metrics says about sonde itself. */
@@ -556,6 +598,8 @@ static void write_health(FILE *f, void *arg)
 		   "# TYPE sonde_probes gauge\nsonde_probes %d\n",
 		*h->live, h->o->max_conns, evicted(sum, *h->live), metrics_series(h->m),
 		h->o->max_series, h->t->attached, h->t->programs);
+	flows_write_prometheus(flows, f);
+	profiler_write_health(run_profiler, f);
 }
 
 /* ---- run ---------------------------------------------------------------- */
@@ -603,6 +647,19 @@ int cmd_run(const struct run_opts *o)
 	install_signals();
 	sink.realtime_offset_ns = realtime_ns() - mono_ns();
 
+	/* flows first: "ready" (printed by tracer_open) means everything is attached */
+	if (flows_wanted(o) && !(flows = flows_open(o))) {
+		rc = 1;
+		goto out;
+	}
+	/* before the tracer, so that "ready" means the profiler is attached too */
+	if (o->profile || o->offcpu) {
+		run_profiler = profiler_start(o, &sink);
+		if (!run_profiler) {
+			rc = 1;
+			goto out;
+		}
+	}
 	if (tracer_open(&t, o, &sink)) {
 		rc = 1;
 		goto out;
@@ -643,6 +700,7 @@ int cmd_run(const struct run_opts *o)
 		}
 		if (n > 0)
 			prom_serve_one(prom_fd, metrics, write_health, &health);
+		profiler_poll(run_profiler);
 		now = mono_ns();
 		if (now >= next_sweep) {
 			live = 0;
@@ -650,6 +708,9 @@ int cmd_run(const struct run_opts *o)
 						   (uint64_t)(o->timeout_s * 1e9), o, &sink, metrics,
 						   &live);
 			metrics_poll(metrics, &sink, now);
+			if (flows)
+				flows_poll(flows, &sink, now);
+			profiler_tick(run_profiler, now);
 			if (top && top_render(top))
 				break;
 			next_sweep = now + 1000000000ull;
@@ -677,6 +738,9 @@ int cmd_run(const struct run_opts *o)
 	sweep_timeouts(bpf_map__fd(t.skel->maps.conns), UINT64_MAX, o, &sink, metrics, &live);
 	/* the last partial second of metrics */
 	metrics_poll(metrics, &sink, mono_ns());
+	flows_finish(flows, &sink);
+	/* the last, partial profile interval */
+	profiler_finish(run_profiler);
 	print_stats(&t, &sink, timeouts, live);
 out:
 	if (prom_fd >= 0)
@@ -684,6 +748,10 @@ out:
 	metrics_free(metrics);
 	top_free(top);
 	tracer_close(&t, o->pin);
+	flows_close(flows);
+	flows = NULL;
+	profiler_free(run_profiler);
+	run_profiler = NULL;
 	if (sink.out && fclose(sink.out)) {
 		fprintf(stderr, "sonde: writing %s failed: %s\n", o->output, strerror(errno));
 		rc = 1;

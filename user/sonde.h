@@ -36,7 +36,43 @@ struct run_opts {
 	uint32_t max_series;        /* metric series in the kernel map */
 	uint32_t metric_idle_s;     /* drop series idle this long */
 	bool top;                   /* sonde top: a live table instead of records */
+	/* flows (issue 5, user/flow.c); off unless one of the first three is given */
+	bool flows;                 /* --flows: default interfaces */
+	const char *flow_if;        /* --flow-if LIST */
+	const char *flow_mirror;    /* --flow-mirror LIST */
+	uint32_t flow_max;          /* --flow-max: flow map entries */
+	bool flow_meters;           /* 1 s / 60 s meter records (--flow-meters on|off) */
+	double flow_timeout[6];     /* --flow-timeouts, seconds, enum flow_timeout order */
+	bool flow_no_tc;            /* --flow-no-tc: take the packet-socket fallback (tests) */
+	/* profiling (profile.c, docs/PROFILING.md) */
+	bool profile;               /* --profile: on-CPU stack sampling */
+	uint32_t profile_hz;        /* samples per second per CPU */
+	double profile_interval_s;  /* a profile is written this often */
+	bool offcpu;                /* --offcpu: blocked time per stack */
+	uint32_t offcpu_min_us;     /* shorter blocked periods are not counted */
+	const char *profile_dir;    /* where .pb.gz and .folded files go */
+	uint32_t profile_stacks;    /* stack map entries per slot */
+	uint32_t profile_entries;   /* count map entries per generation */
 };
+
+/* flow.c: L4 flows and TCP health aggregated in the kernel (docs/FLOWS.md) */
+enum flow_timeout { FT_CLOSED, FT_SYN, FT_FIN, FT_TCP, FT_UDP, FT_ICMP, FT__COUNT };
+extern const char *const flow_timeout_names[FT__COUNT];
+struct flows;
+struct record_sink;
+bool flows_wanted(const struct run_opts *o);
+int parse_flow_timeouts(const char *s, struct run_opts *o);
+/* Load, attach to the interfaces; NULL after saying why. */
+struct flows *flows_open(const struct run_opts *o);
+/* Every second: meters, flow logs of closed and timed-out flows. */
+void flows_poll(struct flows *f, struct record_sink *sink, uint64_t now_mono_ns);
+/* At exit: report every open flow (close_type "exit"). */
+void flows_finish(struct flows *f, struct record_sink *sink);
+void flows_close(struct flows *f);
+/* ,"flow_x":N pairs for the stats line; Prometheus lines for /metrics. */
+void flows_stats_json(struct flows *f, FILE *out);
+void flows_write_prometheus(struct flows *f, FILE *out);
+void flow_print_json(const sonde_Flow *fl, FILE *f);
 
 /* top.c: `sonde top` */
 struct top;
@@ -89,6 +125,10 @@ int record_write_delimited(const sonde_Record *r, FILE *f);
 void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e);
 void sink_record(struct record_sink *s, const sonde_Record *r);
 extern const char *const method_names[SONDE_M__COUNT];
+/* "http", "redis", ... ("" for unknown) */
+const char *proto_name(uint8_t proto);
+/* Name of an operation code of a protocol ("GET", "COM_QUERY" ...; "" if none). */
+const char *l7_op_name(uint8_t proto, uint8_t op);
 
 /* sweep.c: requests that never got a response */
 /* Report requests older than timeout_ns (records as --logs says, and in the
@@ -102,5 +142,29 @@ int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
 void read_proc_comm(uint32_t pid, char *comm);
 uint64_t mono_ns(void);
 uint64_t realtime_ns(void);
+
+/* profile.c: on-CPU / off-CPU profiles (docs/PROFILING.md) */
+struct profiler;
+struct bpf_object;
+/* Open (not load) the profiling programs; BTF as for the tracer. */
+struct profiler *profiler_new(const struct run_opts *o, struct record_sink *sink,
+			      const char *btf);
+struct bpf_object *profiler_object(struct profiler *p);
+/* Load, attach to every online CPU and start the first interval. 0 or -errno
+ * (a load error is -errno from libbpf, for report_load_failure). */
+int profiler_load(struct profiler *p);
+int profiler_attach(struct profiler *p);
+/* Every loop turn: new processes to read while they are alive. */
+void profiler_poll(struct profiler *p);
+/* Every second: CPU hotplug, and the interval's profile when it is due. */
+void profiler_tick(struct profiler *p, uint64_t now_mono_ns);
+/* At exit: the last, partial interval. */
+void profiler_finish(struct profiler *p);
+void profiler_free(struct profiler *p);
+/* ,"profile_x":N,... for the stats line; Prometheus lines for /metrics. */
+void profiler_stats_json(struct profiler *p, FILE *f);
+void profiler_write_health(struct profiler *p, FILE *f);
+/* The profile fields of a record as JSON, after "comm" and its comma. */
+void profile_record_json(const sonde_Record *r, FILE *f);
 
 #endif /* SONDE_USER_H */
