@@ -135,23 +135,6 @@ SONDE_INLINE int my_no_response(__u8 cmd)
 
 /* ---- inference ------------------------------------------------------------ */
 
-/* Printable text (a version string, a query) at w[from, from + n)? */
-SONDE_INLINE int my_printable(const __u8 *w, __u32 wlen, __u32 from, __u32 n)
-{
-	__u32 i;
-
-	for (i = 0; i < 16; i++) {
-		__u8 ch;
-
-		if (i >= n || from + i >= wlen)
-			break;
-		ch = L7M_AT(w, from + i);
-		if ((ch < 0x20 || ch > 0x7e) && !sql_is_space(ch))
-			return 0;
-	}
-	return 1;
-}
-
 /*
  * The server's greeting (protocol 10: "5.5.5-10.11.6-MariaDB\0", thread id,
  * 8 scramble bytes, a 0 filler) or, on a connection open before sonde
@@ -159,7 +142,7 @@ SONDE_INLINE int my_printable(const __u8 *w, __u32 wlen, __u32 from, __u32 n)
  */
 SONDE_INLINE int mysql_infer(const __u8 *w, __u32 n)
 {
-	__u32 len, i, end = 0;
+	__u32 len, end, found;
 
 	if (n < 8)
 		return H1_INFER_NONE;
@@ -169,15 +152,8 @@ SONDE_INLINE int mysql_infer(const __u8 *w, __u32 n)
 	if (L7M_AT(w, 4) == 0x0a) {
 		if (len < 40 || len > 1024 || !l7m_is_digit(L7M_AT(w, 5)))
 			return H1_INFER_NONE;
-		for (i = 5; i < 5 + 64; i++) {
-			if (i >= n)
-				break;
-			if (L7M_AT(w, i) == 0) {
-				end = i;
-				break;
-			}
-		}
-		if (!end || end < 8 || !my_printable(w, n, 5, end - 5))
+		end = 5 + sql_cstr_len(w, n, 5, 64, &found);
+		if (!found || end < 8 || !sql_all_printable(w, n, 5, end - 5))
 			return H1_INFER_NONE;
 		/* after the version: thread id (4), scramble (8), filler 0 */
 		if (end + 14 <= n && L7M_AT(w, end + 13) != 0)
@@ -185,7 +161,7 @@ SONDE_INLINE int mysql_infer(const __u8 *w, __u32 n)
 		return H1_INFER_RESPONSE;
 	}
 	if ((L7M_AT(w, 4) == MY_COM_QUERY || L7M_AT(w, 4) == MY_COM_STMT_PREPARE) && len >= 4 &&
-	    len < (1u << 20) && sql_is_alpha(L7M_AT(w, 5)) && my_printable(w, n, 5, len - 1))
+	    len < (1u << 20) && sql_alpha(L7M_AT(w, 5)) && sql_all_printable(w, n, 5, len - 1))
 		return H1_INFER_REQUEST;
 	return H1_INFER_NONE;
 }
@@ -387,6 +363,7 @@ SONDE_INLINE int my_prepared(struct l7m_conn *c, struct l7m_stream *st, const __
 	struct l7m_slot *s;
 	__u32 cols, params;
 
+
 	if (len < 12 || wlen < 13)
 		return L7M_LOST;
 	cols = sql_le16(w, 9);
@@ -396,7 +373,7 @@ SONDE_INLINE int my_prepared(struct l7m_conn *c, struct l7m_stream *st, const __
 	my_reply(&c->acc, 'P');
 	c->acc.count = params;
 	/* the id the server assigned goes to the request's record */
-	s = l7m_match(c, &c->acc);
+	s = sql_answered_slot(c);
 	if (s)
 		s->id = sql_le32(w, 5);
 	st->st1 |= MY_R_PREPARE;
@@ -572,7 +549,7 @@ SONDE_INLINE int mysql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 		if (len == 0)
 			return L7M_LOST;
 		l7m_acc_reset(&c->acc);
-		s = l7m_match(c, &c->acc);
+		s = sql_answered_slot(c);
 		st->started = 1;
 		st->phase = MY_PH_FIRST;
 		st->st0 = st->st2 = 0;

@@ -41,6 +41,7 @@
 #define PG_CODE_SSL    80877103
 #define PG_CODE_GSSENC 80877104
 #define PG_OPAQUE_SKIP 0xffffffffu /* skipped per step once the stream is encrypted */
+#define PG_ERROR_SCAN  80          /* ErrorResponse bytes searched for the SQLSTATE */
 
 /* Message types as bits of a mask ('A'..'z' fit in 64 bits). */
 #define PG_BIT(ch) (1ULL << ((ch) - 'A'))
@@ -68,35 +69,7 @@ SONDE_INLINE int pg_backend_type(__u8 t)
 	return pg_type_in(t, PG_BACKEND_TYPES) || t == '1' || t == '2' || t == '3';
 }
 
-/* Is a request waiting for its response (a live slot)? */
-SONDE_INLINE int pg_request_waiting(struct l7m_conn *c)
-{
-	__u32 i;
-
-	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++)
-		if (c->slots[i].live)
-			return 1;
-	return 0;
-}
-
 /* ---- inference ------------------------------------------------------------ */
-
-/* Are w[from, from + n) printable text (query bytes)? */
-SONDE_INLINE int pg_printable(const __u8 *w, __u32 wlen, __u32 from, __u32 n)
-{
-	__u32 i;
-
-	for (i = 0; i < 16; i++) {
-		__u8 ch;
-
-		if (i >= n || from + i >= wlen)
-			break;
-		ch = L7M_AT(w, from + i);
-		if ((ch < 0x20 || ch > 0x7e) && !sql_is_space(ch))
-			return 0;
-	}
-	return 1;
-}
 
 /*
  * Does w start a PostgreSQL connection (StartupMessage, SSLRequest,
@@ -126,8 +99,8 @@ SONDE_INLINE int pgsql_infer(const __u8 *w, __u32 n)
 	if (L7M_AT(w, 0) != 'Q')
 		return H1_INFER_NONE;
 	len = sql_be32(w, 1);
-	if (len < 6 || len > (1u << 20) || !sql_is_alpha(L7M_AT(w, 5)) ||
-	    !pg_printable(w, n, 5, len - 5))
+	if (len < 6 || len > (1u << 20) || !sql_alpha(L7M_AT(w, 5)) ||
+	    !sql_all_printable(w, n, 5, len - 5))
 		return H1_INFER_NONE;
 	/* the query's NUL, when in view, must end the message */
 	if (len < n && L7M_AT(w, len) != 0)
@@ -163,21 +136,25 @@ SONDE_INLINE int pg_untyped(struct l7m_conn *c, const __u8 *w, __u32 wlen, int a
 SONDE_INLINE void pg_request_fields(__u8 t, const __u8 *w, __u32 wlen, __u32 len,
 				    struct l7m_info *in)
 {
-	__u32 end = len + 1, q;
+	__u32 end = len + 1, q, found, qlen;
 
 	in->ev = L7M_EV_REQUEST;
 	in->op = t;
 	if (t == 'Q') {
-		sql_text(in, w, wlen, 5, len - 4);
+		/* the query and its NUL fill the message */
+		sql_text(in, w, wlen, 5, len - 5);
 	} else if (t == 'P') {
 		/* statement name, then the query */
-		q = sql_skip_cstring(w, wlen, 5, end);
-		if (q)
-			sql_text(in, w, wlen, q, end - q);
+		q = 6 + sql_cstr_len(w, wlen, 5, SQL_NAME_MAX, &found);
+		if (!found)
+			return;
+		qlen = sql_cstr_len(w, wlen, q, SQL_CSTR_MAX, &found);
+		/* a query longer than the record keeps or the window: cut, flagged */
+		sql_text(in, w, wlen, q, found ? qlen : end - q);
 	} else if (t == 'B') {
 		/* portal name, then the statement name */
-		q = sql_skip_cstring(w, wlen, 5, end);
-		if (q)
+		q = 6 + sql_cstr_len(w, wlen, 5, SQL_NAME_MAX, &found);
+		if (found)
 			sql_name(in, w, wlen, q, end - q);
 	} else if (t == 'D' || t == 'C') {
 		/* 'S'tatement or 'P'ortal, then its name */
@@ -224,56 +201,46 @@ SONDE_INLINE int pgsql_request_step(struct l7m_conn *c, struct l7m_stream *st, c
 /* CommandComplete: the tag into the detail, its row count added to count. */
 SONDE_INLINE void pg_command_complete(struct l7m_acc *a, const __u8 *w, __u32 wlen, __u32 len)
 {
-	__u32 i, num = 0, digits = 0;
+	__u32 found, tag = sql_cstr_len(w, wlen, 5, len > 5 ? len - 5 : 0, &found);
+	__u64 num = 0, digits = 0, k;
 
 	if (a->flags & SONDE_F_ERROR)
 		return;
-	for (i = 5; i < 5 + L7M_DETAIL; i++) {
-		__u8 ch;
+	/* the number that ends the tag ("INSERT 0 3", "SELECT 400") */
+	for (k = 0; k < L7M_DETAIL; k++) {
+		__u64 ch = L7M_AT(w, 5 + k), in = l7m_lt(k, tag);
+		__u64 d = l7m_digit(ch) & in, keep = 1 - in;
 
-		if (i >= wlen || i > len)
-			break;
-		ch = L7M_AT(w, i);
-		if (ch == 0)
-			break;
-		if (l7m_is_digit(ch)) {
-			num = num * 10 + (ch - '0');
-			digits++;
-		} else {
-			num = 0;
-			digits = 0;
-		}
+		H1_OPAQUE(d);
+		num = d * (num * 10 + ch - '0') + keep * num;
+		digits = d * (digits + 1) + keep * digits;
 	}
-	l7m_detail_set(a, w, wlen, 5, i - 5);
-	if (digits)
+	l7m_detail_set(a, w, wlen, 5, tag);
+	if (digits && digits < 10)
 		a->count += num;
 }
 
 /* ErrorResponse: SONDE_F_ERROR and the SQLSTATE (field 'C') into the detail. */
 SONDE_INLINE void pg_error(struct l7m_acc *a, const __u8 *w, __u32 wlen, __u32 len)
 {
-	__u32 i, at_field = 1;
+	__u64 at = 0, found = 0, field_start = 1, k;
 
 	a->flags |= SONDE_F_ERROR;
 	a->detail_len = 0;
-	for (i = 5; i < L7M_WIN; i++) {
-		__u8 ch;
+	/* fields: a type byte, then a C string; 'C' is the SQLSTATE (after the
+	 * severities 'S' and 'V', well inside the window) */
+	for (k = 5; k < PG_ERROR_SCAN; k++) {
+		__u64 ch = L7M_AT(w, k);
+		__u64 in = l7m_lt(k, wlen) & l7m_lt(k, len + 1);
+		__u64 hit = field_start & l7m_eq8(ch, 'C') & in & (1 - found);
 
-		if (i >= wlen || i > len)
-			break;
-		ch = L7M_AT(w, i);
-		if (at_field) {
-			if (ch == 0)
-				break;
-			if (ch == 'C') {
-				l7m_detail_set(a, w, wlen, i + 1, 5);
-				break;
-			}
-			at_field = 0;
-		} else if (ch == 0) {
-			at_field = 1;
-		}
+		H1_OPAQUE(hit);
+		at += hit * k;
+		found |= hit;
+		field_start = l7m_eq8(ch, 0);
 	}
+	if (found)
+		l7m_detail_set(a, w, wlen, at + 1, 5);
 }
 
 SONDE_INLINE int pgsql_response_step(struct l7m_conn *c, struct l7m_stream *st, const __u8 *w,
@@ -310,7 +277,7 @@ SONDE_INLINE int pgsql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 	in->consume = len + 1;
 	if (!st->started) {
 		/* startup exchange or an asynchronous message: nobody asked */
-		if (!pg_request_waiting(c))
+		if (!sql_request_waiting(c))
 			return L7M_OK;
 		l7m_acc_reset(&c->acc);
 		st->started = 1;

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * What the SQL parsers (proto/pgsql.h, proto/mysql.h) share: the query text
- * of a request as a record keeps it, and small integer readers.
+ * of a request as a record keeps it, and small integer and string readers.
+ * Every scan is written with the engine's ALU helpers (l7m_lt, l7m_eq8):
+ * one straight path per loop, whatever the bytes (docs/PROTOCOLS.md).
  *
  * Query text: the first SONDE_PATH_MAX bytes of the statement after leading
  * whitespace, as sent, except that the leading keyword (the SQL verb:
  * SELECT, INSERT, BEGIN ...) is upper-cased and is the metric route. Longer
- * statements are cut and flagged SONDE_F_PATH_TRUNCATED; the full text is
- * never read (docs/PROTOCOLS.md).
+ * statements are cut and flagged SONDE_F_PATH_TRUNCATED; the rest is never
+ * read (docs/PROTOCOLS.md).
  */
 #ifndef SONDE_PROTO_SQL_H
 #define SONDE_PROTO_SQL_H
@@ -15,81 +17,125 @@
 #include "proto/l7m.h"
 
 #define SQL_VERB_MAX 20 /* longest leading keyword kept as the route */
+#define SQL_LEAD_MAX 16 /* leading whitespace skipped before the verb */
+#define SQL_NAME_MAX 64 /* statement and portal names followed */
 
-SONDE_INLINE int sql_is_space(__u8 ch)
+/* 1 if ch is a space, tab, CR or LF. */
+SONDE_INLINE __u64 sql_space(__u64 ch)
 {
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+	return l7m_eq8(ch, ' ') | l7m_eq8(ch, '\t') | l7m_eq8(ch, '\n') | l7m_eq8(ch, '\r');
 }
 
-SONDE_INLINE int sql_is_alpha(__u8 ch)
+/* 1 if ch is an ASCII letter. */
+SONDE_INLINE __u64 sql_alpha(__u64 ch)
 {
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+	__u64 lo = ch | 0x20; /* folds upper case onto lower case */
+
+	return l7m_lt(lo, 'z' + 1) & (1 - l7m_lt(lo, 'a'));
+}
+
+/* 1 if ch is printable ASCII or whitespace. */
+SONDE_INLINE __u64 sql_printable(__u64 ch)
+{
+	return (l7m_lt(ch, 0x7f) & (1 - l7m_lt(ch, 0x20))) | sql_space(ch);
+}
+
+/* Leading whitespace at w[pos] (at most n and SQL_LEAD_MAX bytes). */
+SONDE_INLINE __u32 sql_lead_len(const __u8 *w, __u32 wlen, __u32 pos, __u32 n)
+{
+	__u64 len = 0, alive = 1, k;
+
+	for (k = 0; k < SQL_LEAD_MAX; k++) {
+		__u64 ok = sql_space(L7M_AT(w, pos + k)) & l7m_lt(pos + k, wlen) & l7m_lt(k, n) &
+			   alive;
+
+		H1_OPAQUE(ok);
+		len += ok;
+		alive = ok;
+	}
+	return len;
+}
+
+/* Letters at w[pos] (at most max and SQL_VERB_MAX). */
+SONDE_INLINE __u32 sql_verb_len(const __u8 *w, __u32 wlen, __u32 pos, __u32 max)
+{
+	__u64 len = 0, alive = 1, k;
+
+	for (k = 0; k < SQL_VERB_MAX; k++) {
+		__u64 ok = sql_alpha(L7M_AT(w, pos + k)) & l7m_lt(pos + k, wlen) & l7m_lt(k, max) &
+			   alive;
+
+		H1_OPAQUE(ok);
+		len += ok;
+		alive = ok;
+	}
+	return len;
 }
 
 /*
- * Copy the statement at w[pos] (n bytes at most; a NUL ends it early) into
- * in->text: leading whitespace dropped, the verb upper-cased and counted in
- * in->route_len. Bytes past the window are not seen: the text is then cut
- * and flagged like a statement longer than the record keeps.
+ * Length of the C string at w[pos] (bytes before its NUL), looking at most at
+ * `max` bytes (<= SQL_CSTR_MAX: a query longer than that is cut anyway) and
+ * only inside the window. *found is 1 when the NUL was seen.
+ */
+#define SQL_CSTR_MAX SONDE_PATH_MAX
+SONDE_INLINE __u32 sql_cstr_len(const __u8 *w, __u32 wlen, __u32 pos, __u32 max, __u32 *found)
+{
+	__u64 len = 0, alive = 1, k, nul = 0;
+
+	for (k = 0; k < SQL_CSTR_MAX; k++) {
+		__u64 in = l7m_lt(pos + k, wlen) & l7m_lt(k, max);
+		__u64 z = l7m_eq8(L7M_AT(w, pos + k), 0);
+		__u64 ok = (1 - z) & in & alive;
+
+		H1_OPAQUE(ok);
+		nul |= z & in & alive;
+		len += ok;
+		alive = ok;
+	}
+	*found = nul;
+	return len;
+}
+
+/* 1 if the n bytes at w[pos] (at most 16, inside the window) are printable. */
+SONDE_INLINE __u64 sql_all_printable(const __u8 *w, __u32 wlen, __u32 pos, __u32 n)
+{
+	__u64 bad = 0, k;
+
+	for (k = 0; k < 16; k++)
+		bad |= (1 - sql_printable(L7M_AT(w, pos + k))) & l7m_lt(k, n) & l7m_lt(pos + k, wlen);
+	return 1 - bad;
+}
+
+/*
+ * Name the statement at w[pos] (n bytes, the whole statement) as the
+ * request's text: leading whitespace dropped, the verb upper-cased (its
+ * length is the route), then the rest as sent. Bytes past the window or
+ * SONDE_PATH_MAX are cut and flagged.
  */
 SONDE_INLINE void sql_text(struct l7m_info *in, const __u8 *w, __u32 wlen, __u32 pos, __u32 n)
 {
-	__u32 i, lead, verb = 1;
-	__u8 ch;
+	__u32 lead = sql_lead_len(w, wlen, pos, n), verb;
 
-	for (lead = 0; lead < 16; lead++) {
-		if (lead >= n || pos + lead >= wlen || !sql_is_space(L7M_AT(w, pos + lead)))
-			break;
-	}
 	pos += lead;
 	n -= lead;
-	for (i = 0; i < SONDE_PATH_MAX; i++) {
-		if (i >= n || pos + i >= wlen)
-			break;
-		ch = L7M_AT(w, pos + i);
-		if (ch == 0)
-			break;
-		if (verb && sql_is_alpha(ch) && i < SQL_VERB_MAX) {
-			if (ch >= 'a')
-				ch -= 'a' - 'A';
-			in->route_len = i + 1;
-		} else {
-			verb = 0;
-		}
-		in->text[i] = ch;
-	}
-	in->text_len = i;
-	/* stopped before n: at a NUL (the end), or cut by the record or the window */
-	if (i < n && (pos + i >= wlen || L7M_AT(w, pos + i) != 0))
-		in->flags |= SONDE_F_PATH_TRUNCATED;
+	verb = sql_verb_len(w, wlen, pos, n);
+	l7m_text_copy(in, w, wlen, pos, verb, 1);
+	in->route_len = in->text_len;
+	/* the second segment's index is read back from memory: folded from the
+	 * first call, clang's copy of it loses the bound the verifier needs */
+	H1_BARRIER();
+	if (n > verb)
+		l7m_text_copy(in, w, wlen, pos + verb, n - verb, 0);
 }
 
-/* Copy a NUL-terminated name at w[pos] (n bytes at most) into in->text. */
+/* Name the C string at w[pos] (a statement or portal name, at most n bytes
+ * and SQL_NAME_MAX) as the request's text. */
 SONDE_INLINE void sql_name(struct l7m_info *in, const __u8 *w, __u32 wlen, __u32 pos, __u32 n)
 {
-	__u32 i;
+	__u32 found;
+	__u32 len = sql_cstr_len(w, wlen, pos, n < SQL_NAME_MAX ? n : SQL_NAME_MAX, &found);
 
-	for (i = 0; i < SONDE_PATH_MAX; i++) {
-		if (i >= n || pos + i >= wlen || L7M_AT(w, pos + i) == 0)
-			break;
-		in->text[i] = L7M_AT(w, pos + i);
-	}
-	in->text_len = i;
-}
-
-/* Offset just past the NUL of the C string at w[pos], 0 when the window or
- * `end` comes first (names longer than 64 bytes are not followed). */
-SONDE_INLINE __u32 sql_skip_cstring(const __u8 *w, __u32 wlen, __u32 pos, __u32 end)
-{
-	__u32 i;
-
-	for (i = 0; i < 64; i++) {
-		if (pos + i >= wlen || pos + i >= end)
-			return 0;
-		if (L7M_AT(w, pos + i) == 0)
-			return pos + i + 1;
-	}
-	return 0;
+	l7m_text_copy(in, w, wlen, pos, len, 0);
 }
 
 SONDE_INLINE __u32 sql_be32(const __u8 *w, __u32 i)
@@ -118,6 +164,27 @@ SONDE_INLINE __u32 sql_le16(const __u8 *w, __u32 i)
 SONDE_INLINE int sql_need_more(__u32 wlen, int at_end, __u64 token_len)
 {
 	return at_end && wlen < token_len && wlen < L7M_CARRY;
+}
+
+/* Is a request waiting for its response (a live slot)? */
+SONDE_INLINE int sql_request_waiting(const struct l7m_conn *c)
+{
+	__u64 live = 0, i;
+
+	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++)
+		live |= c->slots[i].live & 1;
+	return live;
+}
+
+/* The slot the response under way answers (FIFO: the oldest live), or NULL. */
+SONDE_INLINE struct l7m_slot *sql_answered_slot(struct l7m_conn *c)
+{
+	__u32 idx = l7m_match_idx(c, &c->acc);
+
+	if (idx >= SONDE_PIPELINE_DEPTH)
+		return 0;
+	H1_OPAQUE(idx);
+	return &c->slots[idx & (SONDE_PIPELINE_DEPTH - 1)];
 }
 
 #endif /* SONDE_PROTO_SQL_H */
