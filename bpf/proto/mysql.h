@@ -79,14 +79,17 @@
 /* st->st1 on the response stream: flags, and the command answered in bits 8..15 */
 #define MY_R_PREPARE 1 /* the definitions are a prepare's */
 #define MY_R_CONT    2 /* the next packet continues a 16 MB one */
-#define MY_R_ROWS    4 /* the first result was a result set (reply 'R') */
+#define MY_R_SYNCED  (1u << 16) /* framing held since the last packet: cleared by a loss */
 /* st->st1 on the request stream */
 #define MY_Q_CONT    2
 
-/* c->req.st2: whether EOF packets follow definitions */
+/* c->req.st2: whether EOF packets follow definitions (bits 0-1), and whether
+ * the response stream had framing once (a later resync follows a loss) */
 #define MY_EOF_UNKNOWN 0
 #define MY_EOF_CLASSIC 1
 #define MY_EOF_DEPRECATED 2
+#define MY_EOF_MODE 3
+#define MY_RESP_WAS_SYNCED 4
 
 SONDE_INLINE __u32 my_len(const __u8 *w)
 {
@@ -185,7 +188,8 @@ SONDE_INLINE void my_handshake(struct l7m_conn *c, struct l7m_stream *st, const 
 		c->resp.phase = MY_PH_OPAQUE;
 		return;
 	}
-	st->st2 = caps & MY_CLIENT_DEPRECATE_EOF ? MY_EOF_DEPRECATED : MY_EOF_CLASSIC;
+	st->st2 = (st->st2 & ~MY_EOF_MODE) |
+		  (caps & MY_CLIENT_DEPRECATE_EOF ? MY_EOF_DEPRECATED : MY_EOF_CLASSIC);
 }
 
 /* Fields of a command packet. */
@@ -267,7 +271,8 @@ SONDE_INLINE void my_end(struct l7m_stream *st, struct l7m_info *in)
 {
 	st->phase = MY_PH_IDLE;
 	st->started = 0;
-	st->st0 = st->st1 = st->st2 = 0;
+	st->st0 = st->st2 = 0;
+	st->st1 &= MY_R_SYNCED;
 	in->ev = L7M_EV_RESPONSE;
 }
 
@@ -309,11 +314,18 @@ SONDE_INLINE __u32 my_terminator(struct l7m_acc *a, const __u8 *w, __u32 wlen, _
 	return sql_le16(w, 5 + n1 + n2);
 }
 
+/* What the packets showed of CLIENT_DEPRECATE_EOF, when the handshake did not say. */
+SONDE_INLINE void my_learn_mode(struct l7m_conn *c, __u32 mode)
+{
+	if ((c->req.st2 & MY_EOF_MODE) == MY_EOF_UNKNOWN)
+		c->req.st2 |= mode;
+}
+
 /* Definitions done: an EOF may follow (classic), or the result goes on. */
 SONDE_INLINE void my_defs_done(struct l7m_conn *c, struct l7m_stream *st, const __u8 *w,
 			       __u32 wlen, __u32 len, struct l7m_info *in)
 {
-	__u32 p = len + 4, mode = c->req.st2;
+	__u32 p = len + 4, mode = c->req.st2 & MY_EOF_MODE;
 
 	if (!(st->st1 & MY_R_PREPARE)) {
 		st->phase = MY_PH_AFTER_DEFS;
@@ -329,7 +341,7 @@ SONDE_INLINE void my_defs_done(struct l7m_conn *c, struct l7m_stream *st, const 
 			  L7M_AT(w, p + 3) == ((L7M_AT(w, 3) + 1) & 0xff) && L7M_AT(w, p + 4) == 0xfe;
 
 		mode = eof ? MY_EOF_CLASSIC : MY_EOF_DEPRECATED;
-		c->req.st2 = mode;
+		my_learn_mode(c, mode);
 	}
 	/* unknown and out of view: end here; a classic EOF after it has a
 	 * sequence id other than 1 and is skipped like any stray packet */
@@ -480,12 +492,10 @@ SONDE_INLINE int my_response_packet(struct l7m_conn *c, struct l7m_stream *st, c
 		st->st2 = 0;
 		st->phase = MY_PH_DEFS;
 		if (my_is_eof(w, len)) {
-			if (c->req.st2 == MY_EOF_UNKNOWN)
-				c->req.st2 = MY_EOF_CLASSIC;
+			my_learn_mode(c, MY_EOF_CLASSIC);
 			return L7M_OK;
 		}
-		if (c->req.st2 == MY_EOF_UNKNOWN)
-			c->req.st2 = MY_EOF_DEPRECATED;
+		my_learn_mode(c, MY_EOF_DEPRECATED);
 		ph = MY_PH_DEFS;
 	}
 	if (ph == MY_PH_DEFS) {
@@ -504,22 +514,43 @@ SONDE_INLINE int my_response_packet(struct l7m_conn *c, struct l7m_stream *st, c
 	if (ph == MY_PH_AFTER_DEFS) {
 		st->phase = MY_PH_ROWS;
 		if (my_is_eof(w, len)) {
-			if (c->req.st2 == MY_EOF_UNKNOWN)
-				c->req.st2 = MY_EOF_CLASSIC;
+			my_learn_mode(c, MY_EOF_CLASSIC);
 			/* a cursor was opened: rows come with COM_STMT_FETCH */
 			if (wlen >= 9 && (sql_le16(w, 7) & MY_CURSOR_EXISTS))
 				my_end(st, in);
 			return L7M_OK;
 		}
-		if (c->req.st2 == MY_EOF_UNKNOWN)
-			c->req.st2 = MY_EOF_DEPRECATED;
+		my_learn_mode(c, MY_EOF_DEPRECATED);
 	}
 	my_row(c, st, w, wlen, len, in);
 	return L7M_OK;
 }
 
-SONDE_INLINE int mysql_response_step(struct l7m_conn *c, struct l7m_stream *st, const __u8 *w,
-				     __u32 wlen, int at_end, struct l7m_info *in)
+/*
+ * Any four bytes frame as a packet header, so a response stream that has no
+ * framing yet (a loss, or a connection found mid-way) takes only a packet
+ * that cannot be much else: the greeting, or the first packet of a response
+ * (sequence id 1) led by OK, ERR, EOF or a column count.
+ */
+SONDE_INLINE int my_resync_candidate(const __u8 *w, __u32 wlen, __u32 len, __u32 seq)
+{
+	__u8 h = wlen > 4 ? L7M_AT(w, 4) : 0;
+
+	if (seq == 0)
+		return h == 0x0a && len >= 40 && len <= 1024;
+	if (seq != 1 || wlen < 5)
+		return 0;
+	if (h == 0x00)
+		return len >= 7 && len < 1024;
+	if (h == 0xff)
+		return len >= 3 && len < 1024;
+	if (h == 0xfe)
+		return len >= 5 && len < 1024;
+	return h > 0 && h < 0xfb && len <= 2;
+}
+
+SONDE_INLINE int mysql_response_step(void *ctx, struct l7m_conn *c, struct l7m_stream *st,
+				     const __u8 *w, __u32 wlen, int at_end, struct l7m_info *in)
 {
 	struct l7m_slot *s;
 	__u32 len, seq;
@@ -535,6 +566,14 @@ SONDE_INLINE int mysql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 	seq = L7M_AT(w, 3);
 	if (sql_need_more(wlen, at_end, (__u64)len + 4))
 		return L7M_NEED;
+	if (!(st->st1 & MY_R_SYNCED)) {
+		if (!my_resync_candidate(w, wlen, len, seq))
+			return L7M_LOST;
+		st->st1 |= MY_R_SYNCED;
+		if (seq == 1 && (c->req.st2 & MY_RESP_WAS_SYNCED))
+			sql_abandon_older(ctx, c);
+		c->req.st2 |= MY_RESP_WAS_SYNCED;
+	}
 	in->consume = len + 4;
 	if (st->st1 & MY_R_CONT) {
 		/* the rest of a packet of 16 MB or more */
@@ -553,7 +592,7 @@ SONDE_INLINE int mysql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 		st->started = 1;
 		st->phase = MY_PH_FIRST;
 		st->st0 = st->st2 = 0;
-		st->st1 = s ? (__u32)s->op << 8 : 0;
+		st->st1 = (st->st1 & MY_R_SYNCED) | (s ? (__u32)s->op << 8 : 0);
 		first = 1;
 	}
 	if (len == 0)
@@ -567,10 +606,9 @@ SONDE_INLINE int mysql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 SONDE_INLINE int mysql_step(void *ctx, struct l7m_conn *c, struct l7m_stream *st, int is_req,
 			    const __u8 *w, __u32 wlen, int at_end, struct l7m_info *in)
 {
-	(void)ctx;
 	if (is_req)
 		return mysql_request_step(c, st, w, wlen, at_end, in);
-	return mysql_response_step(c, st, w, wlen, at_end, in);
+	return mysql_response_step(ctx, c, st, w, wlen, at_end, in);
 }
 
 #endif /* SONDE_PROTO_MYSQL_H */

@@ -34,6 +34,10 @@
 #define PG_PH_NORMAL     0
 #define PG_PH_SSL_ANSWER 1 /* response stream: the next byte answers SSLRequest/GSSENCRequest */
 #define PG_PH_OPAQUE     2 /* TLS/GSS encryption accepted: nothing more can be parsed */
+/* st->st2 of the response stream */
+#define PG_SYNCED 1 /* framing held since the last message: cleared by a loss */
+/* c->req.st2: the response stream had framing once (a later resync follows a loss) */
+#define PG_RESP_WAS_SYNCED 1
 
 #define PG_MAX_LEN     (1u << 30)  /* the server's limit on a message */
 #define PG_STARTUP_MAX 10000       /* the server's limit on a startup packet */
@@ -243,8 +247,8 @@ SONDE_INLINE void pg_error(struct l7m_acc *a, const __u8 *w, __u32 wlen, __u32 l
 		l7m_detail_set(a, w, wlen, at + 1, 5);
 }
 
-SONDE_INLINE int pgsql_response_step(struct l7m_conn *c, struct l7m_stream *st, const __u8 *w,
-				     __u32 wlen, int at_end, struct l7m_info *in)
+SONDE_INLINE int pgsql_response_step(void *ctx, struct l7m_conn *c, struct l7m_stream *st,
+				     const __u8 *w, __u32 wlen, int at_end, struct l7m_info *in)
 {
 	__u8 t = L7M_AT(w, 0);
 	__u32 len;
@@ -271,10 +275,20 @@ SONDE_INLINE int pgsql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 	len = sql_be32(w, 1);
 	if (!pg_backend_type(t) || len < 4 || len > PG_MAX_LEN)
 		return L7M_LOST;
+	/* picking framing up again in the middle of rows: text that happens to
+	 * start with a type letter has no NUL where a length's top byte is */
+	if (!(st->st2 & PG_SYNCED) && L7M_AT(w, 1) != 0)
+		return L7M_LOST;
 	if (sql_need_more(wlen, at_end, (__u64)len + 1))
 		return L7M_NEED;
 	/* framed: commit */
 	in->consume = len + 1;
+	if (!(st->st2 & PG_SYNCED)) {
+		st->st2 |= PG_SYNCED;
+		if (c->req.st2 & PG_RESP_WAS_SYNCED)
+			sql_abandon_older(ctx, c);
+		c->req.st2 |= PG_RESP_WAS_SYNCED;
+	}
 	if (!st->started) {
 		/* startup exchange or an asynchronous message: nobody asked */
 		if (!sql_request_waiting(c))
@@ -299,10 +313,9 @@ SONDE_INLINE int pgsql_response_step(struct l7m_conn *c, struct l7m_stream *st, 
 SONDE_INLINE int pgsql_step(void *ctx, struct l7m_conn *c, struct l7m_stream *st, int is_req,
 			    const __u8 *w, __u32 wlen, int at_end, struct l7m_info *in)
 {
-	(void)ctx;
 	if (is_req)
 		return pgsql_request_step(c, st, w, wlen, at_end, in);
-	return pgsql_response_step(c, st, w, wlen, at_end, in);
+	return pgsql_response_step(ctx, c, st, w, wlen, at_end, in);
 }
 
 #endif /* SONDE_PROTO_PGSQL_H */

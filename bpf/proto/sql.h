@@ -176,6 +176,29 @@ SONDE_INLINE int sql_request_waiting(const struct l7m_conn *c)
 	return live;
 }
 
+/*
+ * A response stream picked framing up again (after a loss, or for the first
+ * time on a connection found mid-way): the response that starts here answers
+ * the newest request. Older requests waiting had their responses in the
+ * bytes that could not be framed: they are dropped (counted) rather than
+ * paired with the wrong response.
+ */
+SONDE_INLINE void sql_abandon_older(void *ctx, struct l7m_conn *c)
+{
+	__u64 n = 0, i;
+
+	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
+		struct l7m_slot *s = &c->slots[i];
+		__u64 older = (s->live & 1) & l7m_ne32(s->seq, c->req_seq);
+
+		n += older;
+		s->live &= (__u8)(1 - older);
+	}
+	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++)
+		if (i < n)
+			sonde_stat_add(ctx, H1_STAT(requests_abandoned));
+}
+
 /* The slot the response under way answers (FIFO: the oldest live), or NULL. */
 SONDE_INLINE struct l7m_slot *sql_answered_slot(struct l7m_conn *c)
 {

@@ -87,6 +87,8 @@ static void test_pipelined(void)
 
 	cap_load(&cap, "pgsql", "psql_tcp");
 	/* calls: 0 SSL, 1 'N', 2 startup, 3 auth.., 4 Q1, 5 R1, 6 Q2, 7 R2, 8 Q3, 9 R3, 10 Q4, 11 R4 */
+	drv_reset(&d, P, H1_DIR_SEND);
+	drv_run(&d, cap.calls, 4, 0);
 	rl = cap.calls[8].len + cap.calls[10].len;
 	sl = cap.calls[9].len + cap.calls[11].len;
 	memcpy(req, cap.calls[8].data, cap.calls[8].len);
@@ -95,7 +97,6 @@ static void test_pipelined(void)
 	memcpy(resp + cap.calls[9].len, cap.calls[11].data, cap.calls[11].len);
 	calls[0] = (struct drv_call){ H1_DIR_SEND, req, rl };
 	calls[1] = (struct drv_call){ H1_DIR_RECV, resp, sl };
-	drv_reset(&d, P, H1_DIR_SEND);
 	drv_run(&d, calls, 2, 0);
 	ASSERT_EQ(drv_ntx, 2);
 	ASSERT_STR(drv_tx[0].text, "SELECT * FROM t ORDER BY id");
@@ -119,6 +120,48 @@ static void test_pipelined(void)
 	ASSERT_EQ(drv_tx[0].req_bytes, 70);
 	ASSERT_EQ(drv_tx[0].resp_bytes, 77);
 	cap_free(&cap);
+}
+
+/*
+ * Framing lost in the middle of a large result (in the kernel: more messages
+ * in one read than a syscall's tail calls parse). Reads that start inside
+ * rows cannot be framed; the next response that can answers the newest
+ * request, and the query whose response was lost is dropped and counted,
+ * never paired with another query's response. When a read of the lost
+ * response itself starts at a message, that response is still its own.
+ */
+static void test_resync_after_loss(void)
+{
+	static const char tail[] = "C\0\0\0\x0fSELECT 400\0Z\0\0\0\x05I";
+	struct cap big, small;
+	struct drv d;
+
+	cap_load(&big, "pgsql", "psql_big");
+	cap_load(&small, "pgsql", "psql_tcp");
+	/* psql_big: SSL, 'N', startup, auth, the query, a notice, then rows in 16 kB reads */
+	drv_reset(&d, P, H1_DIR_SEND);
+	drv_run(&d, big.calls, 7, 0);
+	l7m_lose(NULL, &d.c.resp);
+	drv_run(&d, big.calls + 7, 2, 0); /* reads that start inside rows */
+	drv_run(&d, small.calls + 8, 2, 0); /* SELECT * FROM t ORDER BY id */
+	ASSERT_EQ(drv_ntx, 1);
+	ASSERT_STR(drv_tx[0].text, "SELECT * FROM t ORDER BY id");
+	ASSERT_STR(drv_tx[0].detail, "SELECT 3");
+	ASSERT_EQ(drv_tx[0].resp_bytes, 122);
+	ASSERT_EQ(drv_stats[H1_STAT(requests_abandoned)], 1);
+	ASSERT_EQ(drv_stats[H1_STAT(unpaired_responses)], 0);
+
+	/* the lost response's last read starts at its CommandComplete */
+	drv_reset(&d, P, H1_DIR_SEND);
+	drv_run(&d, big.calls, 7, 0);
+	l7m_lose(NULL, &d.c.resp);
+	drv_syscall(&d, H1_DIR_RECV, tail, sizeof(tail) - 1);
+	ASSERT_EQ(drv_ntx, 1);
+	ASSERT_STR(drv_tx[0].detail, "SELECT 400");
+	ASSERT_EQ(drv_tx[0].count, 400);
+	ASSERT_EQ(drv_stats[H1_STAT(requests_abandoned)], 0);
+	cap_free(&big);
+	cap_free(&small);
 }
 
 /* SSL accepted: everything after the 'S' is TLS, skipped without a loss. */
@@ -243,6 +286,7 @@ int main(int argc, char **argv)
 	RUN(test_ext_tcp);
 	RUN(test_ext_unix);
 	RUN(test_pipelined);
+	RUN(test_resync_after_loss);
 	RUN(test_ssl_accepted);
 	RUN(test_closed_pending);
 	RUN(test_hostile);
