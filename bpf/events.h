@@ -182,6 +182,8 @@ struct sonde_stats {
 	__u64 closed_pending;      /* transactions reported because the socket closed */
 	__u64 metric_overflow;     /* transactions counted in the overflow series */
 	__u64 logs_suppressed;     /* transactions counted but not logged (--logs) */
+	__u64 requests_abandoned;  /* requests whose response was lost with the framing
+				    * (SQL: dropped when a later response resyncs) */
 };
 
 /* ======================================================================

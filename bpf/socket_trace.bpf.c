@@ -504,6 +504,8 @@ int feed_prog(void *ctx);
 int feed_event_prog(void *ctx);
 int l7m_event_prog(void *ctx);
 int l7m_redis_prog(void *ctx);
+int l7m_pgsql_prog(void *ctx);
+int l7m_mysql_prog(void *ctx);
 
 /* feed_jmp slots: the HTTP/1 programs, then one per message-engine protocol
  * at FEED_JMP_L7M + its enum sonde_proto value. */
@@ -525,6 +527,8 @@ struct {
 		[FEED_JMP_EVENT] = (void *)&feed_event_prog,
 		[FEED_JMP_L7M_EVENT] = (void *)&l7m_event_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_REDIS] = (void *)&l7m_redis_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_PGSQL] = (void *)&l7m_pgsql_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_MYSQL] = (void *)&l7m_mysql_prog,
 	},
 };
 
@@ -817,6 +821,8 @@ int l7m_event_prog(void *ctx)
 	}
 
 L7M_PROG(redis, SONDE_PROTO_REDIS)
+L7M_PROG(pgsql, SONDE_PROTO_PGSQL)
+L7M_PROG(mysql, SONDE_PROTO_MYSQL)
 
 /* ---- syscall probes ---------------------------------------------------- */
 

@@ -37,10 +37,52 @@ const char *proto_name(uint8_t proto)
 	return proto < SONDE_PROTO__COUNT && names[proto] ? names[proto] : "";
 }
 
+/* PostgreSQL: the type of the message that starts the request. */
+static const char *pgsql_op_name(uint8_t op)
+{
+	switch (op) {
+	case 'Q': return "Query";
+	case 'P': return "Parse";
+	case 'B': return "Bind";
+	case 'D': return "Describe";
+	case 'E': return "Execute";
+	case 'C': return "Close";
+	case 'F': return "FunctionCall";
+	}
+	return "";
+}
+
+/* MySQL/MariaDB: the command byte. */
+static const char *mysql_op_name(uint8_t op)
+{
+	static const char *const names[] = {
+		[0x00] = "COM_SLEEP", [0x01] = "COM_QUIT", [0x02] = "COM_INIT_DB",
+		[0x03] = "COM_QUERY", [0x04] = "COM_FIELD_LIST", [0x05] = "COM_CREATE_DB",
+		[0x06] = "COM_DROP_DB", [0x07] = "COM_REFRESH", [0x08] = "COM_SHUTDOWN",
+		[0x09] = "COM_STATISTICS", [0x0a] = "COM_PROCESS_INFO", [0x0b] = "COM_CONNECT",
+		[0x0c] = "COM_PROCESS_KILL", [0x0d] = "COM_DEBUG", [0x0e] = "COM_PING",
+		[0x0f] = "COM_TIME", [0x10] = "COM_DELAYED_INSERT", [0x11] = "COM_CHANGE_USER",
+		[0x12] = "COM_BINLOG_DUMP", [0x13] = "COM_TABLE_DUMP", [0x14] = "COM_CONNECT_OUT",
+		[0x15] = "COM_REGISTER_SLAVE", [0x16] = "COM_STMT_PREPARE",
+		[0x17] = "COM_STMT_EXECUTE", [0x18] = "COM_STMT_SEND_LONG_DATA",
+		[0x19] = "COM_STMT_CLOSE", [0x1a] = "COM_STMT_RESET", [0x1b] = "COM_SET_OPTION",
+		[0x1c] = "COM_STMT_FETCH", [0x1d] = "COM_DAEMON", [0x1e] = "COM_BINLOG_DUMP_GTID",
+		[0x1f] = "COM_RESET_CONNECTION",
+	};
+
+	if (op == 0xfa)
+		return "COM_STMT_BULK_EXECUTE";
+	return op < sizeof(names) / sizeof(names[0]) && names[op] ? names[op] : "";
+}
+
 const char *l7_op_name(uint8_t proto, uint8_t op)
 {
 	if (proto == SONDE_PROTO_HTTP1)
 		return op < SONDE_M__COUNT ? method_names[op] : "";
+	if (proto == SONDE_PROTO_PGSQL)
+		return pgsql_op_name(op);
+	if (proto == SONDE_PROTO_MYSQL)
+		return mysql_op_name(op);
 	/* Redis: the command is the record's text, not a code */
 	return "";
 }
@@ -251,6 +293,9 @@ void record_print_json(const sonde_Record *r, FILE *f)
 			fprintf(f, "\"op2\":%u,\"txid\":%u,\"code\":%u,\"count\":%" PRIu64 ",",
 				l->op2, l->txid, l->code, l->count);
 		}
+		/* SQL: the statement prefix also under its DESIGN.md name */
+		if (!strcmp(l->proto, "pgsql") || !strcmp(l->proto, "mysql"))
+			json_str(f, "query", l->resource, true);
 		json_str(f, "method", l->method, true);
 		json_str(f, "path", l->path, true);
 		fprintf(f, "\"path_truncated\":%s,\"timeout\":%s,\"closed\":%s,\"tls\":%s,"

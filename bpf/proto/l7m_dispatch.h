@@ -9,6 +9,8 @@
 
 #include "proto/l7m.h"
 #include "proto/redis.h"
+#include "proto/pgsql.h"
+#include "proto/mysql.h"
 
 SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 				   struct l7m_stream *st, int is_req, const __u8 *w, __u32 wlen,
@@ -21,6 +23,10 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 		  in->consume = r ? 1 : pos + v; (void)redis_step; return L7M_OK; }
 #endif
 		return redis_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_PGSQL:
+		return pgsql_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MYSQL:
+		return mysql_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	}
 	return L7M_LOST;
 }
@@ -40,6 +46,16 @@ SONDE_INLINE __u8 l7m_infer(const __u8 *w, __u32 n, int *kind)
 	if (k) {
 		*kind = k;
 		return SONDE_PROTO_REDIS;
+	}
+	k = pgsql_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_PGSQL;
+	}
+	k = mysql_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MYSQL;
 	}
 	return SONDE_PROTO_UNKNOWN;
 }
