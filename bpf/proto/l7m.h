@@ -212,7 +212,7 @@ SONDE_INLINE void l7m_text_append(struct l7m_info *in, const __u8 *w, __u32 wlen
 	for (i = 0; i < SONDE_PATH_MAX; i++) {
 		if (i >= n || pos + i >= wlen || t >= SONDE_PATH_MAX)
 			break;
-		in->text[t & (SONDE_PATH_MAX - 1)] = L7M_AT(w, pos + i);
+		in->text[t] = L7M_AT(w, pos + i); /* t < SONDE_PATH_MAX: checked above */
 		t++;
 	}
 	if (i < n)
@@ -223,7 +223,7 @@ SONDE_INLINE void l7m_text_append(struct l7m_info *in, const __u8 *w, __u32 wlen
 SONDE_INLINE void l7m_text_char(struct l7m_info *in, char ch)
 {
 	if (in->text_len < SONDE_PATH_MAX) {
-		in->text[in->text_len & (SONDE_PATH_MAX - 1)] = ch;
+		in->text[in->text_len] = ch;
 		in->text_len++;
 	}
 }

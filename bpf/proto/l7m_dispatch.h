@@ -9,6 +9,7 @@
 
 #include "proto/l7m.h"
 #include "proto/redis.h"
+#include "proto/memcached.h"
 
 SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 				   struct l7m_stream *st, int is_req, const __u8 *w, __u32 wlen,
@@ -17,6 +18,8 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 	switch (proto) {
 	case SONDE_PROTO_REDIS:
 		return redis_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MEMCACHED:
+		return memcached_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	}
 	return L7M_LOST;
 }
@@ -36,6 +39,11 @@ SONDE_INLINE __u8 l7m_infer(const __u8 *w, __u32 n, int *kind)
 	if (k) {
 		*kind = k;
 		return SONDE_PROTO_REDIS;
+	}
+	k = memcached_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MEMCACHED;
 	}
 	return SONDE_PROTO_UNKNOWN;
 }
