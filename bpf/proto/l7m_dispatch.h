@@ -10,6 +10,7 @@
 #include "proto/l7m.h"
 #include "proto/redis.h"
 #include "proto/memcached.h"
+#include "proto/mqtt.h"
 
 SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 				   struct l7m_stream *st, int is_req, const __u8 *w, __u32 wlen,
@@ -20,6 +21,8 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 		return redis_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_MEMCACHED:
 		return memcached_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MQTT:
+		return mqtt_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	}
 	return L7M_LOST;
 }
@@ -44,6 +47,11 @@ SONDE_INLINE __u8 l7m_infer(const __u8 *w, __u32 n, int *kind)
 	if (k) {
 		*kind = k;
 		return SONDE_PROTO_MEMCACHED;
+	}
+	k = mqtt_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MQTT;
 	}
 	return SONDE_PROTO_UNKNOWN;
 }

@@ -34,7 +34,18 @@ def main():
         lines = open(tr.name, encoding="latin-1").read().splitlines()
     conns = {}    # (pid, fd) -> list of (dir, bytes)
     order = []
+    pending = {}  # pid -> head of a call another thread interrupted
+    joined = []
     for ln in lines:
+        m = re.match(r"(\d+)\s+(.*) <unfinished \.\.\.>$", ln)
+        if m:
+            pending[m.group(1)] = m.group(2)
+            continue
+        m = re.match(r"(\d+)\s+<\.\.\. \w+ resumed>(.*)$", ln)
+        if m and m.group(1) in pending:
+            ln = m.group(1) + " " + pending.pop(m.group(1)) + m.group(2)
+        joined.append(ln)
+    for ln in joined:
         m = re.match(r"(\d+)\s+(\w+)\((\d+),(.*)\)\s+=\s+(-?\d+)", ln)
         if not m:
             continue
