@@ -11,6 +11,7 @@
 #include "proto/redis.h"
 #include "proto/memcached.h"
 #include "proto/mqtt.h"
+#include "proto/mongo.h"
 
 SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 				   struct l7m_stream *st, int is_req, const __u8 *w, __u32 wlen,
@@ -23,6 +24,8 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 		return memcached_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_MQTT:
 		return mqtt_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MONGO:
+		return mongo_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	}
 	return L7M_LOST;
 }
@@ -52,6 +55,11 @@ SONDE_INLINE __u8 l7m_infer(const __u8 *w, __u32 n, int *kind)
 	if (k) {
 		*kind = k;
 		return SONDE_PROTO_MQTT;
+	}
+	k = mongo_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MONGO;
 	}
 	return SONDE_PROTO_UNKNOWN;
 }

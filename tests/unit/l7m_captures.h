@@ -97,7 +97,9 @@ static void cap_free(struct cap *cp)
 static int fields_visible;
 static const char *cap_name = "";
 #define FIELDS_VISIBLE fields_visible
+#ifndef FIELD_PIECE_MIN
 #define FIELD_PIECE_MIN 64
+#endif
 
 /* Run a conversation whole and at every piece size 1..64 and some larger
  * ones, as the client (requests sent) and check with `check` each time. */
