@@ -10,7 +10,7 @@
 
 #include "events.h"
 #include "proto/http1.h"
-#include "proto/l7m.h"
+#include "proto/l7m_dispatch.h"
 
 /* sonde_conn.role_hint: what connect()/accept() said before any data. */
 enum sonde_conn_hint { SONDE_HINT_NONE = 0, SONDE_HINT_CONNECT = 1, SONDE_HINT_ACCEPT = 2 };

@@ -2,7 +2,9 @@
 /*
  * Socket tracer: syscall tracepoints on the read/write family see every byte a
  * process moves through a stream socket. Bytes are parsed right here (HTTP/1
- * today) and one event per completed transaction goes to user space.
+ * by its byte machine, proto/http1.h; every other protocol by the message
+ * engine, proto/l7m.h, one tail-called program per protocol) and one event per
+ * completed transaction goes to user space.
  *
  * Flow of one syscall:
  *   sys_enter_X  fd -> struct socket (CO-RE walk of the fd table); non-socket
@@ -20,6 +22,7 @@
 #define SONDE_INLINE static __always_inline
 /* parser steps per feed_prog call: sized for the verifier of old kernels */
 #define H1_STEPS 64
+#define L7M_STEPS 1
 #define H1_RODATA __attribute__((section(".rodata")))
 #define H1_ROUTE_NORMALISE route_normalise
 const volatile __u32 route_normalise = 1; /* numeric/uuid path segments to placeholders */
@@ -121,6 +124,8 @@ struct feed_work {
 	__u8 fresh;      /* current run not started: inference and resync pending */
 	__u8 _pad[2];
 	__u8 win[H1_WINDOW]; /* bytes copied from user memory */
+	struct l7m_info info; /* the message engine's step result */
+	__u8 mwin[L7M_CARRY + L7M_BUF]; /* the message engine's window */
 };
 
 /* work: per-CPU feed_work, key 0; rewritten by every traced data syscall. */
@@ -204,21 +209,23 @@ SONDE_INLINE int sonde_read_user(void *dst, __u32 n, const void *src)
 	return bpf_probe_read_user(dst, n, src);
 }
 
-/* Count a finished transaction in its metric series (every transaction, whatever --logs says). */
-SONDE_INLINE void red_account(struct feed_ctx *fc, struct h1_slot *s, __u16 status,
-			      __u64 resp_bytes, __u64 latency, __u8 flags)
+/* The scratch metric key of this CPU (too big for the stack), or NULL. */
+SONDE_INLINE struct sonde_red_key *red_key_scratch(void)
 {
-	struct sonde_conn *c = fc->conn;
 	struct red_scratch *rs = bpf_map_lookup_elem(&red_key_heap, &(__u32){ 0 });
-	struct sonde_red_key *key;
+
+	return rs ? &rs->key : NULL;
+}
+
+/* Count a finished transaction in the metric series `key` (every
+ * transaction, whatever --logs says). */
+SONDE_INLINE void red_account(struct feed_ctx *fc, struct sonde_red_key *key, __u16 status,
+			      __u64 req_bytes, __u64 resp_bytes, __u64 latency, __u8 flags)
+{
 	struct sonde_red_val *v;
 	__u32 zero = 0;
 	__u64 b;
 
-	if (!rs)
-		return;
-	key = &rs->key;
-	sonde_fill_red_key(key, c, s);
 	v = bpf_map_lookup_elem(&red, key);
 	if (!v) {
 		struct sonde_red_val *tmpl = bpf_map_lookup_elem(&red_zero, &zero);
@@ -245,9 +252,9 @@ SONDE_INLINE void red_account(struct feed_ctx *fc, struct h1_slot *s, __u16 stat
 		v->errors_5xx++;
 	else if (status >= 400)
 		v->errors_4xx++;
-	else if (flags & (SONDE_F_TIMEOUT | SONDE_F_CLOSED))
+	else if (flags & (SONDE_F_TIMEOUT | SONDE_F_CLOSED | SONDE_F_ERROR))
 		v->errors_other++;
-	v->req_bytes += s->req_bytes;
+	v->req_bytes += req_bytes;
 	v->resp_bytes += resp_bytes;
 	v->latency_sum_ns += latency;
 	b = sonde_lat_bucket(latency);
@@ -268,14 +275,28 @@ SONDE_INLINE int log_wanted(__u16 status, __u8 flags)
 	return bpf_get_prandom_u32() % log_sample_n == 0;
 }
 
+/* Send a filled event (or count it lost). */
+SONDE_INLINE void event_send(struct feed_ctx *fc, struct sonde_l7_event *ev)
+{
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	if (event_submit(fc->tp, ev, sizeof(*ev)) < 0)
+		sonde_stat_add(fc, H1_STAT(events_dropped));
+	else
+		sonde_stat_add(fc, H1_STAT(events_sent));
+}
+
 SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s, __u16 status,
 				__u64 resp_bytes, __u64 ts_end, __u8 flags)
 {
 	struct feed_ctx *fc = ctx;
+	struct sonde_red_key *key = red_key_scratch();
 	struct sonde_l7_event *ev;
 	__u64 latency = ts_end > s->ts_start ? ts_end - s->ts_start : 0;
 
-	red_account(fc, s, status, resp_bytes, latency, flags);
+	if (key) {
+		sonde_fill_red_key(key, fc->conn, s);
+		red_account(fc, key, status, s->req_bytes, resp_bytes, latency, flags);
+	}
 	if (!log_wanted(status, flags)) {
 		sonde_stat_add(ctx, H1_STAT(logs_suppressed));
 		return;
@@ -286,11 +307,35 @@ SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s,
 		return;
 	}
 	sonde_fill_l7_event(ev, fc->conn_id, fc->conn, s, status, resp_bytes, ts_end, flags);
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	if (event_submit(fc->tp, ev, sizeof(*ev)) < 0)
+	event_send(fc, ev);
+}
+
+/* A message-engine transaction ended (or timed out, or was cut). */
+SONDE_INLINE void sonde_l7m_emit(void *ctx, struct l7m_conn *c, struct l7m_slot *s,
+				 struct l7m_acc *acc, __u64 ts_end, __u8 flags)
+{
+	struct feed_ctx *fc = ctx;
+	struct sonde_red_key *key = red_key_scratch();
+	struct sonde_l7_event *ev;
+	__u64 latency = ts_end > s->ts_start ? ts_end - s->ts_start : 0;
+
+	(void)c;
+	if (key) {
+		sonde_fill_red_key_l7m(key, fc->conn, s);
+		red_account(fc, key, 0, s->req_bytes, acc->resp_bytes, latency, flags);
+	}
+	/* protocol errors count as errors for --logs=errors */
+	if (!log_wanted(flags & SONDE_F_ERROR ? 500 : 0, flags)) {
+		sonde_stat_add(ctx, H1_STAT(logs_suppressed));
+		return;
+	}
+	ev = event_reserve(sizeof(*ev));
+	if (!ev) {
 		sonde_stat_add(ctx, H1_STAT(events_dropped));
-	else
-		sonde_stat_add(ctx, H1_STAT(events_sent));
+		return;
+	}
+	sonde_fill_l7m_event(ev, fc->conn_id, fc->conn, s, acc, ts_end, flags);
+	event_send(fc, ev);
 }
 
 /* ---- fd to socket ------------------------------------------------------ */
@@ -457,22 +502,37 @@ SONDE_INLINE struct sonde_conn *conn_fresh(__u64 key, __u8 hint)
 
 int feed_prog(void *ctx);
 int feed_event_prog(void *ctx);
+int l7m_event_prog(void *ctx);
+int l7m_redis_prog(void *ctx);
 
+/* feed_jmp slots: the HTTP/1 programs, then one per message-engine protocol
+ * at FEED_JMP_L7M + its enum sonde_proto value. */
 #define FEED_JMP_STEPS 0
 #define FEED_JMP_EVENT 1
+#define FEED_JMP_L7M_EVENT 2
+#define FEED_JMP_L7M   3
+#define FEED_JMP_SLOTS (FEED_JMP_L7M + SONDE_PROTO__COUNT)
 
-/* feed_jmp: program array of the parser's tail calls, filled at load. */
+/* feed_jmp: program array of the parsers' tail calls, filled at load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, FEED_JMP_SLOTS);
 	__type(key, __u32);
 	__array(values, int(void *));
 } feed_jmp SEC(".maps") = {
 	.values = {
 		[FEED_JMP_STEPS] = (void *)&feed_prog,
 		[FEED_JMP_EVENT] = (void *)&feed_event_prog,
+		[FEED_JMP_L7M_EVENT] = (void *)&l7m_event_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_REDIS] = (void *)&l7m_redis_prog,
 	},
 };
+
+/* Is the protocol one of the message engine's? */
+SONDE_INLINE int proto_is_l7m(__u8 proto)
+{
+	return proto > SONDE_PROTO_HTTP1 && proto < SONDE_PROTO__COUNT;
+}
 
 /* Load the next iovec as the current run. Returns 0 when none is left. */
 SONDE_INLINE int feed_next_iov(void *ctx, struct feed_work *w)
@@ -499,14 +559,29 @@ SONDE_INLINE int feed_next_iov(void *ctx, struct feed_work *w)
 	return 1;
 }
 
+/* Pin a message-engine protocol on a connection its first bytes matched. */
+SONDE_INLINE void conn_bind_l7m(struct sonde_conn *c, __u8 proto, int kind, __u8 dir)
+{
+	c->proto = proto;
+	c->m.proto = proto;
+	/* a request travels on the direction it was seen on */
+	if (kind == H1_INFER_REQUEST)
+		c->m.req_dir = dir;
+	else
+		c->m.req_dir = dir == H1_DIR_SEND ? H1_DIR_RECV : H1_DIR_SEND;
+}
+
 /*
  * First bytes of a run: infer the protocol of a new connection, give a stream
- * that lost framing a fresh start. Returns 0 when the run is not HTTP/1.
+ * that lost framing a fresh start. Returns 0 when the run is not HTTP/1 (the
+ * caller hands message-engine protocols to their program).
  */
 SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
 {
 	struct sonde_conn *c = fc->conn;
 	__u32 n = w->cur.len > H1_WINDOW ? H1_WINDOW : (__u32)w->cur.len;
+	__u8 proto;
+	int kind = 0;
 
 	w->fresh = 0;
 	if (n == 0 || n > H1_WINDOW || bpf_probe_read_user(w->win, n, (void *)w->src))
@@ -514,12 +589,18 @@ SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
 	w->cur.wlen = n;
 	w->cur.wpos = 0;
 	if (c->proto == SONDE_PROTO_UNKNOWN) {
-		if (!h1_bind(&c->h1, w->dir, w->win, n < 8 ? n : 8)) {
+		if (h1_bind(&c->h1, w->dir, w->win, n < 8 ? n : 8)) {
+			c->proto = SONDE_PROTO_HTTP1;
+		} else {
+			proto = l7m_infer(w->win, n, &kind);
+			if (proto != SONDE_PROTO_UNKNOWN) {
+				conn_bind_l7m(c, proto, kind, w->dir);
+				return 0;
+			}
 			if (++c->infer_tries >= INFER_MAX_TRIES)
 				c->proto = SONDE_PROTO_NONE;
 			return 0;
 		}
-		c->proto = SONDE_PROTO_HTTP1;
 	}
 	if (c->proto != SONDE_PROTO_HTTP1)
 		return 0;
@@ -535,6 +616,8 @@ SONDE_INLINE void feed_give_up(struct feed_ctx *fc, struct feed_work *w, __u32 f
 	sonde_stat_add(fc, field);
 	if (c->proto == SONDE_PROTO_HTTP1)
 		h1_lose(fc, &c->h1, h1_stream_for(&c->h1, w->dir));
+	else if (proto_is_l7m(c->proto))
+		l7m_lose(fc, l7m_stream_for(&c->m, w->dir));
 }
 
 /* Set up the callbacks' context for the connection being fed; NULL if gone. */
@@ -587,6 +670,12 @@ int feed_prog(void *ctx)
 	if (w->cur.off >= w->cur.len && !feed_next_iov(ctx, w))
 		return 0;
 	if (w->fresh && !feed_start_run(&fc, w)) {
+		if (proto_is_l7m(c->proto)) {
+			/* inferred just now: the protocol's program takes the run */
+			w->cur.wpos = 0;
+			feed_continue(ctx, &fc, w, FEED_JMP_L7M + c->proto);
+			return 0;
+		}
 		w->cur.off = w->cur.len; /* not HTTP: skip this run */
 	} else {
 		r = h1_feed_steps(&fc, &c->h1, w->dir, (const __u8 *)w->src, &w->cur, w->win,
@@ -617,6 +706,76 @@ int feed_event_prog(void *ctx)
 		feed_continue(ctx, &fc, w, FEED_JMP_STEPS);
 	return 0;
 }
+
+/*
+ * A message-engine protocol's programs. l7m_<proto>_prog steps through the
+ * bytes until a step reports an event, then hands it to l7m_event_prog
+ * (pairing, metrics and the record, verified once for every protocol), which
+ * hands back while bytes remain. Each hand-over is one of the
+ * FEED_MAX_ROUNDS tail calls. `proto` is a constant in each instance, so
+ * each step program carries one parser.
+ */
+SONDE_INLINE int l7m_run(void *ctx, __u8 proto)
+{
+	struct feed_ctx fc = {};
+	struct feed_work *w = feed_load(ctx, &fc);
+	struct sonde_conn *c;
+	int ev;
+
+	if (!w)
+		return 0;
+	c = fc.conn;
+	if (c->proto != proto)
+		return 0;
+	if (w->cur.off >= w->cur.len) {
+		if (!feed_next_iov(ctx, w))
+			return 0;
+		w->cur.wpos = 0;
+	}
+	ev = l7m_feed_steps(&fc, &c->m, proto, w->dir, (const __u8 *)w->src, &w->cur, w->mwin,
+			    &w->info);
+	if (ev != L7M_EV_NONE) {
+		w->cur.ev = ev;
+		feed_continue(ctx, &fc, w, FEED_JMP_L7M_EVENT);
+		return 0;
+	}
+	if (feed_pending(w))
+		feed_continue(ctx, &fc, w, FEED_JMP_L7M + proto);
+	return 0;
+}
+
+/* An event a step reported: a request takes a slot, a response is paired
+ * and reported. */
+SEC("tracepoint")
+int l7m_event_prog(void *ctx)
+{
+	struct feed_ctx fc = {};
+	struct feed_work *w = feed_load(ctx, &fc);
+	struct sonde_conn *c;
+	__u8 proto;
+
+	if (!w)
+		return 0;
+	c = fc.conn;
+	proto = c->proto;
+	if (!proto_is_l7m(proto))
+		return 0;
+	l7m_handle_event(&fc, &c->m, w->dir, w->cur.ev, &w->info,
+			 w->mwin + (w->info.wbase > L7M_CARRY ? L7M_CARRY : w->info.wbase), &w->meta);
+	w->cur.ev = 0;
+	if (feed_pending(w))
+		feed_continue(ctx, &fc, w, FEED_JMP_L7M + proto);
+	return 0;
+}
+
+#define L7M_PROG(name, proto)                                                         \
+	SEC("tracepoint")                                                             \
+	int l7m_##name##_prog(void *ctx)                                              \
+	{                                                                             \
+		return l7m_run(ctx, proto);                                           \
+	}
+
+L7M_PROG(redis, SONDE_PROTO_REDIS)
 
 /* ---- syscall probes ---------------------------------------------------- */
 
@@ -733,6 +892,11 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 			w->iov = (__u64)msg.msg_iov;
 			w->iov_cnt = msg.msg_iovlen;
 		}
+	}
+	if (proto_is_l7m(c->proto)) {
+		w->cur.len = a.kind == IO_BUF ? ret : 0;
+		bpf_tail_call(ctx, &feed_jmp, FEED_JMP_L7M + c->proto);
+		return 0;
 	}
 	bpf_tail_call(ctx, &feed_jmp, FEED_JMP_STEPS);
 	return 0;
@@ -862,6 +1026,14 @@ int tp_enter_close(struct sys_enter_ctx *ctx)
 		fc.meta.pid = id >> 32;
 		fc.meta.tid = (__u32)id;
 		h1_close(&fc, &c->h1, &fc.meta);
+	} else if (proto_is_l7m(c->proto)) {
+		fc.tp = ctx;
+		fc.conn = c;
+		fc.conn_id = key;
+		fc.meta.ts_start = fc.meta.ts_end = bpf_ktime_get_ns();
+		fc.meta.pid = id >> 32;
+		fc.meta.tid = (__u32)id;
+		l7m_close(&fc, &c->m, &fc.meta);
 	}
 	bpf_map_delete_elem(&conns, &key);
 	sonde_stat_add(NULL, H1_STAT(conns_closed));

@@ -186,7 +186,7 @@ static const char *method_of(const struct sonde_red_key *k)
 {
 	if (k->method == SONDE_M_OVERFLOW)
 		return "overflow";
-	return k->method < SONDE_M__COUNT ? method_names[k->method] : "";
+	return l7_op_name(k->proto, k->method);
 }
 
 static void emit_record(struct metrics *m, struct record_sink *sink, const struct series *s,
@@ -201,7 +201,7 @@ static void emit_record(struct metrics *m, struct record_sink *sink, const struc
 	snprintf(r.comm, sizeof(r.comm), "%s", s->comm);
 	r.has_metric = true;
 	x->interval_s = interval_s;
-	snprintf(x->proto, sizeof(x->proto), "%s", s->key.proto == SONDE_PROTO_HTTP1 ? "http" : "");
+	snprintf(x->proto, sizeof(x->proto), "%s", proto_name(s->key.proto));
 	snprintf(x->role, sizeof(x->role), "%s", role_name(s->key.role));
 	snprintf(x->method, sizeof(x->method), "%s", method_of(&s->key));
 	snprintf(x->route, sizeof(x->route), "%.*s", SONDE_ROUTE_MAX, s->key.route);
@@ -365,7 +365,7 @@ static void series_labels(FILE *f, const struct series *s)
 	label(f, "comm", s->comm, true);
 	label(f, "pid", pid, true);
 	label(f, "role", role_name(s->key.role), true);
-	label(f, "proto", s->key.proto == SONDE_PROTO_HTTP1 ? "http" : "", true);
+	label(f, "proto", proto_name(s->key.proto), true);
 	label(f, "method", method_of(&s->key), true);
 	label(f, "route", s->key.route, true);
 	label(f, "server_address", server, true);

@@ -23,6 +23,27 @@ const char *const method_names[SONDE_M__COUNT] = {
 	[SONDE_M_CONNECT] = "CONNECT", [SONDE_M_TRACE] = "TRACE",
 };
 
+const char *proto_name(uint8_t proto)
+{
+	static const char *const names[SONDE_PROTO__COUNT] = {
+		[SONDE_PROTO_HTTP1] = "http", [SONDE_PROTO_REDIS] = "redis",
+		[SONDE_PROTO_PGSQL] = "pgsql", [SONDE_PROTO_MYSQL] = "mysql",
+		[SONDE_PROTO_MEMCACHED] = "memcached", [SONDE_PROTO_DNS] = "dns",
+		[SONDE_PROTO_MQTT] = "mqtt", [SONDE_PROTO_KAFKA] = "kafka",
+		[SONDE_PROTO_MONGO] = "mongodb", [SONDE_PROTO_HTTP2] = "http2",
+	};
+
+	return proto < SONDE_PROTO__COUNT && names[proto] ? names[proto] : "";
+}
+
+const char *l7_op_name(uint8_t proto, uint8_t op)
+{
+	if (proto == SONDE_PROTO_HTTP1)
+		return op < SONDE_M__COUNT ? method_names[op] : "";
+	/* Redis: the command is the record's text, not a code */
+	return "";
+}
+
 uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -82,6 +103,37 @@ static void copy_str(char *dst, size_t n, const char *src, size_t len)
 	dst[len] = 0;
 }
 
+/* The fields of a message-engine protocol's event (docs/PROTOCOLS.md). */
+static void l7m_event_fields(const struct sonde_l7_event *e, sonde_L7 *l)
+{
+	size_t n = e->path_len > SONDE_PATH_MAX ? SONDE_PATH_MAX : e->path_len;
+	const char *sp;
+
+	l->path[0] = 0;
+	l->method[0] = 0;
+	l->error = (e->flags & (SONDE_F_ERROR | SONDE_F_TIMEOUT | SONDE_F_CLOSED)) != 0;
+	copy_str(l->detail, sizeof(l->detail), e->detail,
+		 e->detail_len > SONDE_DETAIL_MAX ? SONDE_DETAIL_MAX : e->detail_len);
+	l->op2 = e->op2;
+	l->txid = e->id;
+	l->code = e->code;
+	l->count = e->count;
+	if (e->reply >= 0x20 && e->reply < 0x7f) {
+		l->reply[0] = e->reply;
+		l->reply[1] = 0;
+	}
+	strcpy(l->command, l7_op_name(e->proto, e->method));
+	if (e->proto == SONDE_PROTO_REDIS) {
+		/* text is "COMMAND key" */
+		sp = memchr(e->path, ' ', n);
+		copy_str(l->command, sizeof(l->command), e->path, sp ? (size_t)(sp - e->path) : n);
+		if (sp)
+			copy_str(l->resource, sizeof(l->resource), sp + 1, n - (sp + 1 - e->path));
+		return;
+	}
+	copy_str(l->resource, sizeof(l->resource), e->path, n);
+}
+
 void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset_ns,
 			sonde_Record *r)
 {
@@ -94,7 +146,7 @@ void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset
 	r->tid = e->tid;
 	copy_str(r->comm, sizeof(r->comm), e->comm, strnlen(e->comm, SONDE_COMM_LEN));
 	r->has_l7 = true;
-	strcpy(l->proto, "http");
+	strcpy(l->proto, proto_name(e->proto));
 	strcpy(l->role, e->role == SONDE_ROLE_SERVER ? "server" : "client");
 	format_addr(e->ep.family, e->ep.saddr, l->saddr, sizeof(l->saddr));
 	format_addr(e->ep.family, e->ep.daddr, l->daddr, sizeof(l->daddr));
@@ -116,6 +168,8 @@ void l7_event_to_record(const struct sonde_l7_event *e, uint64_t realtime_offset
 	l->conn_id = e->conn_id;
 	strcpy(l->family, family_name(e->ep.family));
 	l->tls = false;
+	if (e->proto != SONDE_PROTO_HTTP1)
+		l7m_event_fields(e, l);
 }
 
 /* JSON string: escapes quotes, backslashes and every byte outside printable
@@ -185,6 +239,14 @@ void record_print_json(const sonde_Record *r, FILE *f)
 			   ",\"resp_bytes\":%" PRIu64 ",\"status\":%u,\"error\":%s,",
 			l->latency_ns, l->req_bytes, l->resp_bytes, l->status,
 			l->error ? "true" : "false");
+		if (strcmp(l->proto, "http")) {
+			json_str(f, "command", l->command, true);
+			json_str(f, "resource", l->resource, true);
+			json_str(f, "detail", l->detail, true);
+			json_str(f, "reply", l->reply, true);
+			fprintf(f, "\"op2\":%u,\"txid\":%u,\"code\":%u,\"count\":%" PRIu64 ",",
+				l->op2, l->txid, l->code, l->count);
+		}
 		json_str(f, "method", l->method, true);
 		json_str(f, "path", l->path, true);
 		fprintf(f, "\"path_truncated\":%s,\"timeout\":%s,\"closed\":%s,\"tls\":%s,"
@@ -215,7 +277,10 @@ void record_print_text(const sonde_Record *r, FILE *f)
 		fprintf(f, " unix");
 	else
 		fprintf(f, " %s:%u -> %s:%u", l->saddr, l->sport, l->daddr, l->dport);
-	fprintf(f, " %s %s%s", l->method, l->path, l->path_truncated ? "..." : "");
+	if (strcmp(l->proto, "http"))
+		fprintf(f, " %s %s%s", l->command, l->resource, l->path_truncated ? "..." : "");
+	else
+		fprintf(f, " %s %s%s", l->method, l->path, l->path_truncated ? "..." : "");
 	if (l->timeout)
 		fprintf(f, " TIMEOUT");
 	else if (l->closed && !l->status)

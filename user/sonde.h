@@ -89,6 +89,10 @@ int record_write_delimited(const sonde_Record *r, FILE *f);
 void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e);
 void sink_record(struct record_sink *s, const sonde_Record *r);
 extern const char *const method_names[SONDE_M__COUNT];
+/* "http", "redis", ... ("" for unknown) */
+const char *proto_name(uint8_t proto);
+/* Name of an operation code of a protocol ("GET", "COM_QUERY" ...; "" if none). */
+const char *l7_op_name(uint8_t proto, uint8_t op);
 
 /* sweep.c: requests that never got a response */
 /* Report requests older than timeout_ns (records as --logs says, and in the

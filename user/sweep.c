@@ -54,6 +54,47 @@ SONDE_INLINE void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s,
 	sc->n++;
 }
 
+SONDE_INLINE void sonde_l7m_emit(void *ctx, struct l7m_conn *c, struct l7m_slot *s,
+				 struct l7m_acc *acc, __u64 ts_end, __u8 flags)
+{
+	struct sweep_ctx *sc = ctx;
+
+	(void)c;
+	if (sc->n >= SONDE_PIPELINE_DEPTH)
+		return;
+	memset(&sc->ev[sc->n], 0, sizeof(sc->ev[0]));
+	memset(&sc->series[sc->n], 0, sizeof(sc->series[0]));
+	sonde_fill_l7m_event(&sc->ev[sc->n], sc->key, sc->conn, s, acc, ts_end, flags);
+	sonde_fill_red_key_l7m(&sc->series[sc->n], sc->conn, s);
+	sc->n++;
+}
+
+/* Has the connection a request waiting for its response? */
+static bool conn_waiting(const struct sonde_conn *c)
+{
+	if (c->proto == SONDE_PROTO_HTTP1)
+		return c->h1.req_seq != c->h1.resp_seq;
+	if (c->proto > SONDE_PROTO_HTTP1 && c->proto < SONDE_PROTO__COUNT)
+		for (int i = 0; i < SONDE_PIPELINE_DEPTH; i++)
+			if (c->m.slots[i].live)
+				return true;
+	return false;
+}
+
+/* Report up to SONDE_PIPELINE_DEPTH requests of the connection older than timeout_ns. */
+static void expire_conn(struct sweep_ctx *sc, struct sonde_conn *c, uint64_t now,
+			uint64_t timeout_ns)
+{
+	for (int i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
+		int more = c->proto == SONDE_PROTO_HTTP1
+				   ? h1_expire_one(sc, &c->h1, now, timeout_ns)
+				   : l7m_expire_one(sc, &c->m, now, timeout_ns);
+
+		if (!more)
+			break;
+	}
+}
+
 /* Does --logs want a record of a timed-out request? (Timeouts are errors.) */
 static bool log_timeout(const struct run_opts *o)
 {
@@ -81,15 +122,12 @@ int sweep_timeouts(int conns_fd, uint64_t timeout_ns, const struct run_opts *o,
 		if (bpf_map_lookup_elem(conns_fd, &key, &conn))
 			continue;
 		(*live)++;
-		if (timeout_ns == UINT64_MAX || conn.proto != SONDE_PROTO_HTTP1 ||
-		    conn.h1.req_seq == conn.h1.resp_seq)
+		if (timeout_ns == UINT64_MAX || !conn_waiting(&conn))
 			continue;
 		/* read the clock after the state: no request in it is newer */
 		now = mono_ns();
 		memcpy(&again, &conn, sizeof(conn));
-		for (int i = 0; i < SONDE_PIPELINE_DEPTH; i++)
-			if (!h1_expire_one(&sc, &conn.h1, now, timeout_ns))
-				break;
+		expire_conn(&sc, &conn, now, timeout_ns);
 		if (!sc.n)
 			continue;
 		/* Write back only if the kernel did not touch the connection since it

@@ -48,6 +48,10 @@
 #define L7M_STEPS 16  /* steps per BPF program run */
 #endif
 #define L7M_DETAIL SONDE_DETAIL_MAX
+#define L7M_TEXT_BUF 128 /* a power of 2 above SONDE_PATH_MAX */
+#ifndef L7M_LINE_MAX
+#define L7M_LINE_MAX L7M_WIN /* bytes a line search looks at */
+#endif
 
 /* Step results. */
 #define L7M_OK   0
@@ -61,6 +65,7 @@ enum l7m_ev {
 	L7M_EV_RESPONSE = 2, /* the response ended: fields in the accumulator */
 	L7M_EV_DROP = 3,     /* the request in the newest slot gets no response (MySQL
 			      * COM_QUIT, MQTT QoS 0 publish ...): free it unreported */
+	L7M_EV_DETAIL = 4,   /* (engine only) a step named detail bytes to keep */
 };
 
 /* Per-stream parse state. st0..st2 belong to the protocol's step function. */
@@ -103,7 +108,10 @@ struct l7m_acc {
 	__u8 flags;      /* SONDE_F_ERROR ... */
 	__u8 detail_len;
 	__u8 has_id;
-	__u8 _pad[6];
+	__u8 detail_pending; /* l7m_detail_set named bytes of the current window */
+	__u8 detail_n;
+	__u16 detail_off;
+	__u16 _pad;
 	char detail[L7M_DETAIL];
 };
 
@@ -127,10 +135,22 @@ struct l7m_info {
 	__u16 op2;       /* request: sub-code (DNS qtype, Kafka api version, QoS) */
 	__u32 id;        /* request: pairing id, with has_id */
 	__u8 has_id;
-	__u8 text_len;
+	__u8 text_len;   /* bytes of text the segments make */
 	__u8 route_len;
 	__u8 flags;      /* request: SONDE_F_* */
-	char text[SONDE_PATH_MAX]; /* request: resource (query text, key, name, topic) */
+	/* The text is named by the step as up to two segments of its window
+	 * (l7m_text_copy), joined by `sep`, and copied out once at the event:
+	 * copying inside a step would be verified once per path through it. */
+	__u8 nseg;
+	__u8 sep;
+	__u8 seg_upper[2];
+	__u16 seg_off[2];
+	__u16 seg_len[2];
+	__u16 wbase;     /* (engine) where the step's window starts in the buffer */
+	__u16 _pad;
+	/* request: resource (query text, key, name, topic), text_len <= SONDE_PATH_MAX;
+	 * the buffer is larger so masked indexes stay inside it */
+	char text[L7M_TEXT_BUF];
 };
 
 SONDE_INLINE void sonde_l7m_emit(void *ctx, struct l7m_conn *c, struct l7m_slot *s,
@@ -148,97 +168,230 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 SONDE_INLINE int l7m_is_digit(__u8 ch) { return ch >= '0' && ch <= '9'; }
 
 /*
+ * Verifier-friendly arithmetic. A loop whose iterations branch on the bytes
+ * leaves the verifier one state per exit, and those multiply through every
+ * later step: a few nested loops exceed the 1M-instruction budget. The
+ * scanning helpers below therefore compute with ALU operations only (BPF
+ * has no conditional set or move, so `a == b` as a value is a branch):
+ * each loop is one straight path, however many bytes it looks at.
+ */
+/* 1 if a < b, else 0 (both below 2^63). The difference is made opaque:
+ * knowing both operands are small, clang would turn the shift back into a
+ * compare, and a compare into a branch. */
+SONDE_INLINE __u64 l7m_lt(__u64 a, __u64 b)
+{
+	__u64 d = a - b;
+
+	H1_OPAQUE(d);
+	return d >> 63;
+}
+
+/* 1 if byte a == byte b, else 0. */
+SONDE_INLINE __u64 l7m_eq8(__u64 a, __u64 b)
+{
+	__u64 x = a ^ b;
+
+	H1_OPAQUE(x);
+	return (x - 1) >> 63;
+}
+/* 1 if ch is an ASCII digit, else 0. */
+SONDE_INLINE __u64 l7m_digit(__u64 ch)
+{
+	return l7m_lt(ch, '9' + 1) & (1 - l7m_lt(ch, '0'));
+}
+
+/*
  * Parse a decimal integer (optional '-') at w[*pos], ending at "\r\n".
  * Returns 0 and moves *pos past the LF; -1 when the number is malformed;
  * 1 when the window ends first.
  */
 SONDE_INLINE int l7m_parse_line_int(const __u8 *w, __u32 wlen, __u32 *pos, __s64 *out)
 {
-	__s64 v = 0;
-	__u32 i = *pos, k;
-	int neg = 0, digits = 0;
+	__u64 i0 = *pos, neg, v = 0, alive = 1, digits = 0, e, k;
 
-	if (i < wlen && L7M_AT(w, i) == '-') {
-		neg = 1;
-		i++;
-	}
-	for (k = 0; k < 20; k++) {
-		__u8 ch;
+	neg = l7m_lt(i0, wlen) & l7m_eq8(L7M_AT(w, i0), '-');
+	i0 += neg;
+	for (k = 0; k < 19; k++) {
+		__u64 ch = L7M_AT(w, i0 + k);
+		__u64 d = l7m_digit(ch) & l7m_lt(i0 + k, wlen) & alive;
 
-		if (i >= wlen)
-			return 1;
-		ch = L7M_AT(w, i);
-		if (!l7m_is_digit(ch))
-			break;
-		v = v * 10 + (ch - '0');
-		digits++;
-		i++;
+		H1_OPAQUE(d);
+		v += d * (v * 9 + ch - '0');
+		digits += d;
+		alive = d;
 	}
-	if (!digits)
+	e = i0 + digits;
+	/* one verdict, computed without a branch per condition */
+	if ((1 - l7m_lt(e + 1, wlen)) & (1 - l7m_lt(18, digits)))
+		return 1; /* the window ends before "\r\n" */
+	if (!(l7m_lt(0, digits) & l7m_lt(digits, 19) & l7m_eq8(L7M_AT(w, e), '\r') &
+	      l7m_eq8(L7M_AT(w, e + 1), '\n')))
 		return -1;
-	if (i >= wlen)
-		return 1;
-	if (L7M_AT(w, i) != '\r')
-		return -1;
-	if (i + 1 >= wlen)
-		return 1;
-	if (L7M_AT(w, i + 1) != '\n')
-		return -1;
-	*pos = i + 2;
-	*out = neg ? -v : v;
+	*pos = e + 2;
+	*out = (__s64)(v - 2 * neg * v);
 	return 0;
 }
 
-/* Offset just past the next LF at or after pos, or 0 when the window has none. */
+/* Offset just past the next LF at or after pos, or 0 when the window has
+ * none within L7M_LINE_MAX bytes. */
 SONDE_INLINE __u32 l7m_line_end(const __u8 *w, __u32 wlen, __u32 pos)
 {
-	__u32 i;
+	__u64 end = 0, found = 0, k;
 
-	for (i = 0; i < L7M_BUF; i++) {
-		if (pos + i >= wlen)
-			return 0;
-		if (L7M_AT(w, pos + i) == '\n')
-			return pos + i + 1;
+	for (k = 0; k < L7M_LINE_MAX; k++) {
+		__u64 hit = l7m_eq8(L7M_AT(w, pos + k), '\n') & l7m_lt(pos + k, wlen) & (1 - found);
+
+		H1_OPAQUE(hit);
+		end += hit * (pos + k + 1);
+		found |= hit;
 	}
-	return 0;
+	return end;
 }
 
-/* Copy n window bytes from pos into info->text after what is there. */
+/* The smaller of a and b. */
+SONDE_INLINE __u64 l7m_min(__u64 a, __u64 b) { return a < b ? a : b; }
+
+/* Byte-wise select: a where m is 0xff.., else b. */
+#define L7M_PICK(a, b, m) (((a) & (m)) | ((b) & ~(m)))
+
+/*
+ * Add n window bytes from pos to the request's text (upper-cased when
+ * `upper`): recorded as a segment, copied at the event. Two segments at
+ * most, joined by the byte given to l7m_text_char; bytes beyond the window
+ * or SONDE_PATH_MAX are cut (flagged SONDE_F_PATH_TRUNCATED).
+ */
+SONDE_INLINE void l7m_text_copy(struct l7m_info *in, const __u8 *w, __u32 wlen, __u32 pos,
+				__u32 n, int upper)
+{
+	__u32 k = in->nseg, t = in->text_len, avail;
+
+	(void)w;
+	if (k >= 2 || t >= SONDE_PATH_MAX)
+		return;
+	avail = pos < wlen ? wlen - pos : 0;
+	if (avail > n)
+		avail = n;
+	if (avail > SONDE_PATH_MAX - t)
+		avail = SONDE_PATH_MAX - t;
+	if (avail < n)
+		in->flags |= SONDE_F_PATH_TRUNCATED;
+	in->seg_off[k & 1] = pos;
+	in->seg_len[k & 1] = avail;
+	in->seg_upper[k & 1] = upper;
+	in->nseg = k + 1;
+	in->text_len = t + avail;
+}
+
 SONDE_INLINE void l7m_text_append(struct l7m_info *in, const __u8 *w, __u32 wlen, __u32 pos,
 				  __u32 n)
 {
-	__u32 i, t = in->text_len;
-
-	for (i = 0; i < SONDE_PATH_MAX; i++) {
-		if (i >= n || pos + i >= wlen || t >= SONDE_PATH_MAX)
-			break;
-		in->text[t] = L7M_AT(w, pos + i); /* t < SONDE_PATH_MAX: checked above */
-		t++;
-	}
-	if (i < n)
-		in->flags |= SONDE_F_PATH_TRUNCATED;
-	in->text_len = t;
+	l7m_text_copy(in, w, wlen, pos, n, 0);
 }
 
+/* The byte between the first and the second segment. */
 SONDE_INLINE void l7m_text_char(struct l7m_info *in, char ch)
 {
-	if (in->text_len < SONDE_PATH_MAX) {
-		in->text[in->text_len] = ch;
+	if (in->nseg == 1 && in->text_len < SONDE_PATH_MAX) {
+		in->sep = ch;
 		in->text_len++;
 	}
 }
 
-/* Copy n window bytes from pos into the accumulator's detail. */
+/* Upper-case an ASCII letter without a branch. */
+SONDE_INLINE __u64 l7m_upper(__u64 ch)
+{
+	return ch - 32 * (l7m_lt(ch, 'z' + 1) & (1 - l7m_lt(ch, 'a')));
+}
+
+/*
+ * Copy the text segments out of the step's window w (at the event; one
+ * straight pass, no branch per byte).
+ */
+SONDE_INLINE void l7m_text_materialise(struct l7m_info *in, const __u8 *w)
+{
+	__u64 n0 = 0, n1 = 0, o0 = in->seg_off[0], o1 = in->seg_off[1], sepn, k;
+	__u64 u0 = in->seg_upper[0], u1 = in->seg_upper[1], sep = in->sep;
+
+	if (in->nseg > 0)
+		n0 = in->seg_len[0];
+	if (in->nseg > 1)
+		n1 = in->seg_len[1];
+	sepn = in->nseg > 1 && sep ? 1 : 0;
+	for (k = 0; k < SONDE_PATH_MAX; k++) {
+		__u64 b0 = L7M_AT(w, o0 + k), b1 = L7M_AT(w, o1 + k - n0 - sepn);
+		__u64 m0 = -l7m_lt(k, n0);
+		__u64 ms = -(l7m_eq8(k, n0) & sepn);
+		__u64 m1 = -(l7m_lt(k, n0 + sepn + n1) & (1 - l7m_lt(k, n0 + sepn)));
+
+		b0 -= (b0 - l7m_upper(b0)) * u0;
+		b1 -= (b1 - l7m_upper(b1)) * u1;
+		in->text[k] = (__u8)((b0 & m0) | (sep & ms) | (b1 & m1));
+	}
+}
+
+/* Length of the token at w[pos]: bytes before a space, CR, LF or NUL, at
+ * most max, within the window. */
+SONDE_INLINE __u32 l7m_word_len(const __u8 *w, __u32 wlen, __u32 pos, __u32 max)
+{
+	__u64 len = 0, alive = 1, k;
+
+	for (k = 0; k < L7M_DETAIL; k++) {
+		__u64 ch = L7M_AT(w, pos + k);
+		__u64 ok = (1 - l7m_eq8(ch, ' ')) & (1 - l7m_eq8(ch, '\r')) &
+			   (1 - l7m_eq8(ch, '\n')) & (1 - l7m_eq8(ch, 0)) &
+			   l7m_lt(pos + k, wlen) & l7m_lt(k, max) & alive;
+
+		H1_OPAQUE(ok);
+		len += ok;
+		alive = ok;
+	}
+	return len;
+}
+
+/* Name n window bytes from pos as the response's detail (copied by the
+ * engine right after the step). */
 SONDE_INLINE void l7m_detail_set(struct l7m_acc *a, const __u8 *w, __u32 wlen, __u32 pos, __u32 n)
 {
-	__u32 i;
+	__u32 avail = pos < wlen ? wlen - pos : 0;
 
-	for (i = 0; i < L7M_DETAIL; i++) {
-		if (i >= n || pos + i >= wlen)
-			break;
-		a->detail[i] = L7M_AT(w, pos + i);
+	(void)w;
+	if (avail > n)
+		avail = n;
+	if (avail > L7M_DETAIL)
+		avail = L7M_DETAIL;
+	a->detail_off = pos;
+	a->detail_n = avail;
+	a->detail_pending = 1;
+}
+
+/* Copy the detail a step named out of its window w. */
+SONDE_INLINE void l7m_detail_materialise(struct l7m_acc *a, const __u8 *w)
+{
+	__u64 off = a->detail_off, n = a->detail_n, k;
+
+	for (k = 0; k < L7M_DETAIL; k++)
+		a->detail[k] = (__u8)(L7M_AT(w, off + k) & -l7m_lt(k, n));
+	a->detail_len = n;
+	a->detail_pending = 0;
+}
+
+/*
+ * Compare the window at pos with a constant string of n bytes. Returns 1
+ * when they match, 0 when they differ, -1 when the window is a prefix of it.
+ */
+SONDE_INLINE int l7m_match_const(const __u8 *w, __u32 wlen, __u32 pos, const char *lit, __u32 n)
+{
+	__u64 diff = 0, k;
+
+	for (k = 0; k < L7M_DETAIL; k++) {
+		__u64 in_lit = l7m_lt(k, n), in_win = l7m_lt(pos + k, wlen);
+		__u64 ch = L7M_AT(w, pos + k), want = (__u8)lit[k & (L7M_DETAIL - 1)];
+
+		diff |= (1 - l7m_eq8(ch, want)) & in_lit & in_win;
 	}
-	a->detail_len = i;
+	if (diff)
+		return 0;
+	return pos + n <= wlen ? 1 : -1;
 }
 
 /* ---- pairing -------------------------------------------------------------- */
@@ -248,24 +401,60 @@ SONDE_INLINE struct l7m_stream *l7m_stream_for(struct l7m_conn *c, __u8 dir)
 	return dir == c->req_dir ? &c->req : &c->resp;
 }
 
+/*
+ * Slots are chosen by index computed with ALU operations and then used
+ * through one pointer: a loop that returns one of several slot pointers
+ * makes the verifier walk everything after it once per slot.
+ */
+
+/* 1 if the 32-bit values differ, else 0. */
+SONDE_INLINE __u64 l7m_ne32(__u32 a, __u32 b)
+{
+	__u64 x = a ^ b;
+
+	H1_OPAQUE(x);
+	return (x | -x) >> 63;
+}
+
+/* 1 if seq a comes before seq b (wrapping), else 0. */
+SONDE_INLINE __u64 l7m_before(__u32 a, __u32 b)
+{
+	__u64 d = (__u32)(a - b);
+
+	H1_OPAQUE(d);
+	return d >> 31;
+}
+
+/* Index of the first free slot; SONDE_PIPELINE_DEPTH when all are live. */
+SONDE_INLINE __u32 l7m_free_slot(const struct l7m_conn *c)
+{
+	__u64 idx = SONDE_PIPELINE_DEPTH, found = 0, i;
+
+	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
+		__u64 hit = (1 - (c->slots[i].live & 1)) & (1 - found);
+		__u64 m = -hit;
+
+		H1_OPAQUE(m);
+		idx = (i & m) | (idx & ~m);
+		found |= hit;
+	}
+	return idx;
+}
+
 /* A request starts: take a free slot, or count the overflow. */
 SONDE_INLINE void l7m_request_begin(void *ctx, struct l7m_conn *c, const struct l7m_info *in,
 				    const struct h1_meta *m)
 {
-	struct l7m_slot *s = 0;
-	__u32 i, k;
+	__u32 idx = l7m_free_slot(c), k, len;
+	struct l7m_slot *s;
 
-	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
-		if (!c->slots[i].live) {
-			s = &c->slots[i];
-			break;
-		}
-	}
 	c->req_seq++;
-	if (!s) {
+	if (idx >= SONDE_PIPELINE_DEPTH) {
 		sonde_stat_add(ctx, H1_STAT(pipeline_overflow));
 		return;
 	}
+	H1_OPAQUE(idx); /* mask here, where the verifier sees it */
+	s = &c->slots[idx & (SONDE_PIPELINE_DEPTH - 1)];
 	s->live = 1;
 	s->seq = c->req_seq;
 	s->ts_start = m->ts_start;
@@ -276,49 +465,59 @@ SONDE_INLINE void l7m_request_begin(void *ctx, struct l7m_conn *c, const struct 
 	s->op = in->op;
 	s->op2 = in->op2;
 	s->flags = in->flags;
-	s->text_len = in->text_len > SONDE_PATH_MAX ? SONDE_PATH_MAX : in->text_len;
-	s->route_len = in->route_len > s->text_len ? s->text_len : in->route_len;
+	len = in->text_len > SONDE_PATH_MAX ? SONDE_PATH_MAX : in->text_len;
+	s->text_len = len;
+	s->route_len = in->route_len > len ? len : in->route_len;
 	for (k = 0; k < SONDE_PATH_MAX; k++)
-		s->text[k] = k < s->text_len ? in->text[k] : 0;
+		s->text[k] = in->text[k] & (__u8)-l7m_lt(k, len);
 }
 
-/* The newest live slot (the request being sent), or NULL. */
+/* Index of the newest live slot (the request being sent), or
+ * SONDE_PIPELINE_DEPTH. */
+SONDE_INLINE __u32 l7m_newest_idx(const struct l7m_conn *c)
+{
+	__u64 idx = SONDE_PIPELINE_DEPTH, i;
+
+	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
+		__u64 hit = (c->slots[i].live & 1) & (1 - l7m_ne32(c->slots[i].seq, c->req_seq));
+		__u64 m = -hit;
+
+		H1_OPAQUE(m);
+		idx = (i & m) | (idx & ~m);
+	}
+	return idx;
+}
+
 SONDE_INLINE struct l7m_slot *l7m_newest(struct l7m_conn *c)
 {
-	struct l7m_slot *best = 0;
-	__u32 i;
+	__u32 idx = l7m_newest_idx(c);
 
-	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
-		struct l7m_slot *s = &c->slots[i];
-
-		if (s->live && s->seq == c->req_seq)
-			best = s;
-	}
-	return best;
+	if (idx >= SONDE_PIPELINE_DEPTH)
+		return 0;
+	H1_OPAQUE(idx);
+	return &c->slots[idx & (SONDE_PIPELINE_DEPTH - 1)];
 }
 
-/* The slot a response answers: same id, or the oldest live one. */
-SONDE_INLINE struct l7m_slot *l7m_match(struct l7m_conn *c, const struct l7m_acc *a)
+/* Index of the slot a response answers (same id, or the oldest live one),
+ * or SONDE_PIPELINE_DEPTH. */
+SONDE_INLINE __u32 l7m_match_idx(const struct l7m_conn *c, const struct l7m_acc *a)
 {
-	struct l7m_slot *best = 0;
-	__u32 i, best_seq = 0;
+	__u64 idx = SONDE_PIPELINE_DEPTH, found = 0, best_seq = 0, by_id = a->has_id & 1, i;
 
 	for (i = 0; i < SONDE_PIPELINE_DEPTH; i++) {
-		struct l7m_slot *s = &c->slots[i];
+		const struct l7m_slot *s = &c->slots[i];
+		__u64 live = s->live & 1;
+		__u64 id_ok = 1 - l7m_ne32(s->id, a->id);
+		__u64 older = (1 - found) | l7m_before(s->seq, best_seq);
+		__u64 hit = live & ((by_id & id_ok & (1 - found)) | ((1 - by_id) & older));
+		__u64 m = -hit;
 
-		if (!s->live)
-			continue;
-		if (a->has_id) {
-			if (s->id == a->id)
-				return s;
-			continue;
-		}
-		if (!best || (__s32)(s->seq - best_seq) < 0) {
-			best = s;
-			best_seq = s->seq;
-		}
+		H1_OPAQUE(m);
+		idx = (i & m) | (idx & ~m);
+		best_seq = (s->seq & m) | (best_seq & ~m);
+		found |= hit;
 	}
-	return best;
+	return idx;
 }
 
 SONDE_INLINE void l7m_acc_reset(struct l7m_acc *a)
@@ -337,9 +536,14 @@ SONDE_INLINE void l7m_acc_reset(struct l7m_acc *a)
 /* A response ended: report it with its request, or count it unpaired. */
 SONDE_INLINE void l7m_response_end(void *ctx, struct l7m_conn *c, __u64 ts_end)
 {
-	struct l7m_slot *s = l7m_match(c, &c->acc);
+	__u32 idx = l7m_match_idx(c, &c->acc);
 
-	if (s) {
+	if (idx < SONDE_PIPELINE_DEPTH) {
+		struct l7m_slot *s;
+
+		H1_OPAQUE(idx);
+		s = &c->slots[idx & (SONDE_PIPELINE_DEPTH - 1)];
+
 		sonde_l7m_emit(ctx, c, s, &c->acc, ts_end, s->flags | c->acc.flags);
 		s->live = 0;
 	} else {
@@ -362,23 +566,24 @@ SONDE_INLINE void l7m_lose(void *ctx, struct l7m_stream *st)
 	sonde_stat_add(ctx, H1_STAT(parse_lost));
 }
 
-/* Keep the window's bytes for the next syscall (an unfinished token head). */
+/*
+ * Keep the window's bytes for the next syscall (an unfinished token head).
+ * The carry is right-aligned in st->carry, so the next window is built by
+ * copying all L7M_CARRY bytes in front of the fresh ones, without a branch.
+ */
 SONDE_INLINE void l7m_carry_save(struct l7m_stream *st, const __u8 *w, __u32 wlen)
 {
-	__u32 i;
+	__u64 k, n = wlen > L7M_CARRY ? L7M_CARRY : wlen;
 
-	for (i = 0; i < L7M_CARRY; i++)
-		st->carry[i] = i < wlen ? L7M_AT(w, i) : 0;
-	st->carry_len = wlen;
+	for (k = 0; k < L7M_CARRY; k++)
+		st->carry[k] = L7M_AT(w, k + n - L7M_CARRY) & (__u8)-(1 - l7m_lt(k, L7M_CARRY - n));
+	st->carry_len = n;
 }
 
-/* Drop the first n carried bytes (a token shorter than the carry). */
+/* Drop the first n carried bytes (a token shorter than the carry): the rest
+ * stays right-aligned. */
 SONDE_INLINE void l7m_carry_shift(struct l7m_stream *st, __u32 n)
 {
-	__u32 i;
-
-	for (i = 0; i < L7M_CARRY; i++)
-		st->carry[i] = i + n < L7M_CARRY ? st->carry[(i + n) & (L7M_CARRY - 1)] : 0;
 	st->carry_len = st->carry_len > n ? st->carry_len - n : 0;
 }
 
@@ -415,11 +620,8 @@ SONDE_INLINE __u32 l7m_fill(struct l7m_stream *st, const __u8 *src, struct h1_cu
 		return 0;
 	if (sonde_read_user(win + L7M_CARRY, n, src + cur->off))
 		return 0;
-	for (i = 0; i < L7M_CARRY; i++) {
-		if (i >= cl)
-			break;
-		win[(L7M_CARRY - cl + i) & (L7M_CARRY - 1)] = st->carry[i];
-	}
+	for (i = 0; i < L7M_CARRY; i++)
+		win[i] = st->carry[i];
 	*from_user = n;
 	*base = L7M_CARRY - cl;
 	return cl + n;
@@ -436,6 +638,8 @@ SONDE_INLINE void l7m_info_reset(struct l7m_info *in)
 	in->text_len = 0;
 	in->route_len = 0;
 	in->flags = 0;
+	in->nseg = 0;
+	in->sep = 0;
 }
 
 /*
@@ -483,6 +687,7 @@ SONDE_INLINE int l7m_feed_steps(void *ctx, struct l7m_conn *c, __u8 proto, __u8 
 		}
 		cl = wlen - n;
 		l7m_info_reset(in);
+		in->wbase = base;
 		rc = l7m_step_dispatch(proto, ctx, c, st, is_req, win + (base > L7M_CARRY ? L7M_CARRY : base), wlen,
 			      n == avail, in);
 		if (rc == L7M_NEED && n == avail && wlen <= L7M_CARRY) {
@@ -512,19 +717,27 @@ SONDE_INLINE int l7m_feed_steps(void *ctx, struct l7m_conn *c, __u8 proto, __u8 
 		cur->wpos = 1;
 		if (in->ev != L7M_EV_NONE)
 			return in->ev;
+		if (c->acc.detail_pending)
+			return L7M_EV_DETAIL;
 		l7m_count_bytes(c, st, in->consume);
 	}
 	return L7M_EV_NONE;
 }
 
-/* Act on the event a step returned (outside the step loop: it is big). */
+/*
+ * Act on the event a step returned (outside the step loop: it is big).
+ * w: the step's window (the buffer at in->wbase), for the bytes it named.
+ */
 SONDE_INLINE void l7m_handle_event(void *ctx, struct l7m_conn *c, __u8 dir, int ev,
-				   const struct l7m_info *in, const struct h1_meta *m)
+				   struct l7m_info *in, const __u8 *w, const struct h1_meta *m)
 {
 	struct l7m_stream *st = l7m_stream_for(c, dir);
 	struct l7m_slot *s;
 
+	if (c->acc.detail_pending)
+		l7m_detail_materialise(&c->acc, w);
 	if (ev == L7M_EV_REQUEST) {
+		l7m_text_materialise(in, w);
 		l7m_request_begin(ctx, c, in, m);
 		l7m_count_bytes(c, st, in->consume);
 	} else if (ev == L7M_EV_RESPONSE) {
@@ -535,6 +748,8 @@ SONDE_INLINE void l7m_handle_event(void *ctx, struct l7m_conn *c, __u8 dir, int 
 		s = l7m_newest(c);
 		if (s)
 			s->live = 0;
+	} else {
+		l7m_count_bytes(c, st, in->consume);
 	}
 }
 
@@ -549,7 +764,7 @@ SONDE_INLINE void l7m_feed_all(void *ctx, struct l7m_conn *c, __u8 proto, __u8 d
 	for (guard = 0; guard < 1000000; guard++) {
 		ev = l7m_feed_steps(ctx, c, proto, dir, src, &cur, win, in);
 		if (ev != L7M_EV_NONE)
-			l7m_handle_event(ctx, c, dir, ev, in, m);
+			l7m_handle_event(ctx, c, dir, ev, in, win + in->wbase, m);
 		else if (cur.off >= cur.len)
 			break;
 	}

@@ -47,11 +47,6 @@ SONDE_INLINE int redis_infer(const __u8 *w, __u32 n)
 	return H1_INFER_REQUEST;
 }
 
-SONDE_INLINE __u8 redis_upper(__u8 ch)
-{
-	return ch >= 'a' && ch <= 'z' ? ch - 32 : ch;
-}
-
 /*
  * The bulk string at w[*pos] ("$len\r\n<data>\r\n") if it is whole in the
  * window: its data offset and length, and *pos moved past it. 0 if whole.
@@ -79,7 +74,7 @@ SONDE_INLINE int redis_bulk_in_window(const __u8 *w, __u32 wlen, __u32 *pos, __u
 SONDE_INLINE int redis_request_start(struct l7m_stream *st, const __u8 *w, __u32 wlen,
 				     struct l7m_info *in)
 {
-	__u32 pos = 1, data, len, i;
+	__u32 pos = 1, data, len;
 	__s64 n;
 	int r = l7m_parse_line_int(w, wlen, &pos, &n);
 
@@ -92,11 +87,7 @@ SONDE_INLINE int redis_request_start(struct l7m_stream *st, const __u8 *w, __u32
 	in->consume = pos;
 	if (redis_bulk_in_window(w, wlen, &pos, &data, &len))
 		return L7M_OK;
-	for (i = 0; i < 32; i++) {
-		if (i >= len)
-			break;
-		l7m_text_char(in, redis_upper(L7M_AT(w, data + i)));
-	}
+	l7m_text_copy(in, w, wlen, data, len < 32 ? len : 32, 1);
 	in->route_len = in->text_len;
 	st->st0--;
 	in->consume = pos;
@@ -112,30 +103,20 @@ SONDE_INLINE int redis_request_start(struct l7m_stream *st, const __u8 *w, __u32
 /* An inline command: one line of words. */
 SONDE_INLINE int redis_inline_request(const __u8 *w, __u32 wlen, struct l7m_info *in)
 {
-	__u32 end = l7m_line_end(w, wlen, 0), i;
+	__u32 end = l7m_line_end(w, wlen, 0);
 
 	if (!end)
 		return L7M_NEED;
-	for (i = 0; i < 32; i++) {
-		__u8 ch;
-
-		if (i + 2 >= end)
-			break;
-		ch = L7M_AT(w, i);
-		if (ch == ' ' || ch == '\r')
-			break;
-		l7m_text_char(in, redis_upper(ch));
-	}
+	l7m_text_copy(in, w, wlen, 0, l7m_word_len(w, wlen, 0, 32), 1);
 	in->route_len = in->text_len;
 	in->ev = L7M_EV_REQUEST;
 	in->consume = end;
 	return L7M_OK;
 }
 
-static const char redis_push_heads[3][20] H1_RODATA = {
-	"*3\r\n$7\r\nmessage\r\n", "*4\r\n$8\r\npmessage\r", "*4\r\n$8\r\nsmessage\r",
-};
-#define REDIS_PUSH_HEAD_LEN 15 /* bytes that decide ("*3\r\n$7\r\nmessage") */
+static const char redis_push_message[32] H1_RODATA = "*3\r\n$7\r\nmessage\r\n";
+static const char redis_push_pmessage[32] H1_RODATA = "*4\r\n$8\r\npmessage\r\n";
+static const char redis_push_smessage[32] H1_RODATA = "*3\r\n$8\r\nsmessage\r\n";
 
 /*
  * Is the reply at w[0] a pub/sub message ("*3\r\n$7\r\nmessage..." and the
@@ -144,23 +125,14 @@ static const char redis_push_heads[3][20] H1_RODATA = {
  */
 SONDE_INLINE int redis_pubsub_message(const __u8 *w, __u32 wlen)
 {
-	__u32 k, i;
+	int a = l7m_match_const(w, wlen, 0, redis_push_message, 15);
+	int b = l7m_match_const(w, wlen, 0, redis_push_pmessage, 16);
+	int c = l7m_match_const(w, wlen, 0, redis_push_smessage, 16);
 
-	for (k = 0; k < 3; k++) {
-		__u32 need = k ? REDIS_PUSH_HEAD_LEN + 1 : REDIS_PUSH_HEAD_LEN;
-		int match = 1;
-
-		for (i = 0; i < REDIS_PUSH_HEAD_LEN + 1; i++) {
-			if (i >= need || i >= wlen)
-				break;
-			if (L7M_AT(w, i) != (__u8)redis_push_heads[k][i]) {
-				match = 0;
-				break;
-			}
-		}
-		if (match)
-			return wlen >= need ? 1 : -1;
-	}
+	if (a > 0 || b > 0 || c > 0)
+		return 1;
+	if (a < 0 || b < 0 || c < 0)
+		return -1;
 	return 0;
 }
 
@@ -182,12 +154,7 @@ SONDE_INLINE int redis_is_line_type(__u8 t)
 /* The first word of an error line into the detail. */
 SONDE_INLINE void redis_error_word(struct l7m_acc *a, const __u8 *w, __u32 wlen)
 {
-	__u32 i;
-
-	for (i = 1; i < L7M_DETAIL; i++)
-		if (i >= wlen || L7M_AT(w, i) == ' ' || L7M_AT(w, i) == '\r')
-			break;
-	l7m_detail_set(a, w, wlen, 1, i - 1);
+	l7m_detail_set(a, w, wlen, 1, l7m_word_len(w, wlen, 1, L7M_DETAIL));
 }
 
 /* The values still to come once this one is framed (0: the message ends). */
@@ -248,9 +215,9 @@ SONDE_INLINE int redis_value(struct l7m_conn *c, struct l7m_stream *st, int is_r
 	}
 	if (redis_is_line_type(t)) {
 		if (!end) {
-			/* a line longer than the window: skip to its end */
+			/* a line longer than the search: skip to its end */
 			st->phase = REDIS_PH_LINE_SKIP;
-			in->consume = wlen;
+			in->consume = wlen < L7M_LINE_MAX ? wlen : L7M_LINE_MAX;
 		} else {
 			in->consume = end;
 		}
@@ -288,7 +255,7 @@ SONDE_INLINE int redis_step(void *ctx, struct l7m_conn *c, struct l7m_stream *st
 	(void)ctx;
 	if (st->phase == REDIS_PH_LINE_SKIP) {
 		end = l7m_line_end(w, wlen, 0);
-		in->consume = end ? end : wlen;
+		in->consume = end ? end : (wlen < L7M_LINE_MAX ? wlen : L7M_LINE_MAX);
 		if (end) {
 			st->phase = REDIS_PH_VALUE;
 			if (st->st0 == 0)

@@ -711,6 +711,17 @@ def main():
     if not args.only or "metrics" in args.only:
         results += check_metrics(binary)
         results += check_top(binary)
+    # protocol modules: every tests/e2e/test_*.py has run(binary, only) -> results
+    import glob
+    import importlib
+    sys.path.insert(0, HERE)
+    sys.modules.setdefault("run", sys.modules[__name__])
+    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
+        mod = importlib.import_module(os.path.basename(path)[:-3])
+        try:
+            results += mod.run(binary, args.only)
+        except Failure as e:
+            results.append((mod.__name__, str(e)))
     passed = sum(1 for _, e in results if e is None)
     for name, err in results:
         print(f"{'PASS' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))

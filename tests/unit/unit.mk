@@ -37,10 +37,32 @@ $(UNIT_DIR)/test_http1_small.o: tests/unit/test_http1.c
 $(UNIT_BIN): $(UNIT_DIR)/test_http1.o $(UNIT_DIR)/test_http1_small.o
 	$(CC) $(SAN_FLAGS) $^ -o $@
 
+# Message-engine parsers: one native test binary each (tests/unit/test_X.c on
+# l7m_driver.h); each prints "unit-X: N passed, M failed".
+UNIT_L7M_TESTS := test_redis
+# message-engine protocols of the proto-more branch
+UNIT_L7M_TESTS += test_memcached test_mqtt test_mongo
+UNIT_L7M_BINS  := $(addprefix $(UNIT_DIR)/,$(UNIT_L7M_TESTS))
+
+$(UNIT_L7M_BINS): $(UNIT_DIR)/%: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(UNIT_CFLAGS) -MMD -MP -MF $@.d -MT $@ $< -o $@
+
 .PHONY: test-unit test-fuzz
-test-unit: $(UNIT_BIN)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		$(UNIT_BIN) $(UNIT_CAPTURES)
+# every binary runs; the sum of their lines is the tier's one summary line
+test-unit: $(UNIT_BIN) $(UNIT_L7M_BINS)
+	@pass=0; fail=0; \
+	for t in "$(UNIT_BIN) $(UNIT_CAPTURES)" $(UNIT_L7M_BINS); do \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+			$$t > $(UNIT_DIR)/last.log 2>&1; rc=$$?; cat $(UNIT_DIR)/last.log; \
+		line=$$(grep -E '^unit[-a-z0-9]*: [0-9]+ passed, [0-9]+ failed' $(UNIT_DIR)/last.log | tail -n 1); \
+		if [ -z "$$line" ]; then fail=$$((fail + 1)); echo "unit: $$t died (rc $$rc)"; continue; fi; \
+		p=$$(echo "$$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/'); \
+		f=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failed.*/\1/'); \
+		[ $$rc -ne 0 ] && [ $$f -eq 0 ] && f=1; \
+		pass=$$((pass + p)); fail=$$((fail + f)); \
+	done; \
+	echo "unit: $$pass passed, $$fail failed"; test $$fail -eq 0
 
 # --- fuzzing ---------------------------------------------------------------
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
