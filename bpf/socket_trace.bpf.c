@@ -504,6 +504,7 @@ int feed_prog(void *ctx);
 int feed_event_prog(void *ctx);
 int l7m_event_prog(void *ctx);
 int l7m_redis_prog(void *ctx);
+int l7m_mqtt_prog(void *ctx);
 
 /* feed_jmp slots: the HTTP/1 programs, then one per message-engine protocol
  * at FEED_JMP_L7M + its enum sonde_proto value. */
@@ -525,6 +526,7 @@ struct {
 		[FEED_JMP_EVENT] = (void *)&feed_event_prog,
 		[FEED_JMP_L7M_EVENT] = (void *)&l7m_event_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_REDIS] = (void *)&l7m_redis_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_MQTT] = (void *)&l7m_mqtt_prog,
 	},
 };
 
@@ -776,6 +778,7 @@ int l7m_event_prog(void *ctx)
 	}
 
 L7M_PROG(redis, SONDE_PROTO_REDIS)
+L7M_PROG(mqtt, SONDE_PROTO_MQTT)
 
 /* ---- syscall probes ---------------------------------------------------- */
 
