@@ -506,6 +506,7 @@ int l7m_event_prog(void *ctx);
 int l7m_redis_prog(void *ctx);
 int l7m_pgsql_prog(void *ctx);
 int l7m_mysql_prog(void *ctx);
+int l7m_mqtt_prog(void *ctx);
 
 /* feed_jmp slots: the HTTP/1 programs, then one per message-engine protocol
  * at FEED_JMP_L7M + its enum sonde_proto value. */
@@ -529,6 +530,7 @@ struct {
 		[FEED_JMP_L7M + SONDE_PROTO_REDIS] = (void *)&l7m_redis_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_PGSQL] = (void *)&l7m_pgsql_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_MYSQL] = (void *)&l7m_mysql_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_MQTT] = (void *)&l7m_mqtt_prog,
 	},
 };
 
@@ -823,6 +825,7 @@ int l7m_event_prog(void *ctx)
 L7M_PROG(redis, SONDE_PROTO_REDIS)
 L7M_PROG(pgsql, SONDE_PROTO_PGSQL)
 L7M_PROG(mysql, SONDE_PROTO_MYSQL)
+L7M_PROG(mqtt, SONDE_PROTO_MQTT)
 
 /* ---- syscall probes ---------------------------------------------------- */
 
