@@ -32,6 +32,8 @@ struct sonde_conn {
 	__u8 proto;       /* enum sonde_proto; NONE once inference gave up */
 	__u8 infer_tries; /* syscalls whose first bytes matched no protocol */
 	__u8 role_hint;   /* enum sonde_conn_hint */
+	__u8 dgram;       /* a datagram (UDP) socket */
+	__u8 _pad2[7];
 	__u64 created_ns;
 };
 

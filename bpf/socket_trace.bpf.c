@@ -37,6 +37,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define MSG_PEEK 2
@@ -56,7 +57,7 @@ const volatile __u32 log_sample_n = 1;    /* --logs sampled:N */
 enum sonde_log_mode { LOG_ALL = 0, LOG_ERRORS = 1, LOG_SAMPLED = 2, LOG_NONE = 3 };
 
 /* How a syscall passes its buffer. */
-enum io_kind { IO_BUF = 1, IO_IOV = 2, IO_MSG = 3 };
+enum io_kind { IO_BUF = 1, IO_IOV = 2, IO_MSG = 3, IO_MMSG = 4 };
 
 /* A data syscall between its enter and exit probes. */
 struct sonde_inflight {
@@ -64,9 +65,11 @@ struct sonde_inflight {
 	__u64 ptr;     /* buffer, iovec array or msghdr (user memory) */
 	__u64 cnt;     /* iovec count for IO_IOV */
 	__u64 ts;      /* enter time */
+	__u64 name;    /* sendto/recvfrom peer address (user memory), or 0 */
 	__u8 kind;     /* enum io_kind */
 	__u8 dir;      /* enum h1_dir */
-	__u8 _pad[6];
+	__u8 dgram;    /* a datagram socket */
+	__u8 _pad[5];
 };
 
 /*
@@ -119,6 +122,9 @@ struct feed_work {
 	__u64 left;      /* bytes the syscall moved that no run has taken yet */
 	struct h1_cursor cur;
 	struct h1_meta meta;
+	__u64 mmsg;      /* sendmmsg/recvmmsg: the mmsghdr array, else 0 */
+	__u32 mmsg_cnt;  /* messages the syscall moved (at most SONDE_MMSG_MAX taken) */
+	__u32 mmsg_next; /* next message to load */
 	__u32 rounds;    /* feed_prog invocations for this syscall */
 	__u8 dir;        /* enum h1_dir */
 	__u8 fresh;      /* current run not started: inference and resync pending */
@@ -373,15 +379,18 @@ SONDE_INLINE struct socket *fd_to_socket(__u32 fd, struct file **filep)
 	return BPF_CORE_READ(f, private_data);
 }
 
-/* Is it a stream socket over IPv4, IPv6 or unix (what the parsers handle)? */
+/* Is it a stream socket over IPv4, IPv6 or unix, or a UDP socket (what the
+ * parsers handle)? */
 SONDE_INLINE int socket_traceable(struct socket *sock, struct sock *sk)
 {
-	__u16 family;
+	__u16 type = BPF_CORE_READ(sock, type);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	if (BPF_CORE_READ(sock, type) != SOCK_STREAM)
-		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	return family == AF_INET || family == AF_INET6 || family == AF_UNIX;
+	if (type == SOCK_STREAM)
+		return family == AF_INET || family == AF_INET6 || family == AF_UNIX;
+	if (type == SOCK_DGRAM)
+		return family == AF_INET || family == AF_INET6;
+	return 0;
 }
 
 /* The traceable stream socket behind fd, or NULL. */
@@ -451,7 +460,9 @@ SONDE_INLINE void conn_learn_endpoints(struct sonde_conn *c, struct sock *sk)
 	if (family != AF_UNIX) {
 		c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 		c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (!port_wanted(c->lport, c->rport))
+		/* an unconnected datagram socket has no peer yet: --port is
+		 * checked per datagram (dgram_peer) */
+		if (!port_wanted(c->lport, c->rport) && !(c->dgram && !c->rport))
 			c->proto = SONDE_PROTO_NONE;
 	}
 	/* unix sockets have no port: --port does not filter them (use --pid) */
@@ -507,6 +518,7 @@ int l7m_redis_prog(void *ctx);
 int l7m_pgsql_prog(void *ctx);
 int l7m_mysql_prog(void *ctx);
 int l7m_mqtt_prog(void *ctx);
+int l7m_dns_prog(void *ctx);
 
 /* feed_jmp slots: the HTTP/1 programs, then one per message-engine protocol
  * at FEED_JMP_L7M + its enum sonde_proto value. */
@@ -531,6 +543,7 @@ struct {
 		[FEED_JMP_L7M + SONDE_PROTO_PGSQL] = (void *)&l7m_pgsql_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_MYSQL] = (void *)&l7m_mysql_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_MQTT] = (void *)&l7m_mqtt_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_DNS] = (void *)&l7m_dns_prog,
 	},
 };
 
@@ -541,11 +554,42 @@ SONDE_INLINE int proto_is_l7m(__u8 proto)
 }
 
 /* Load the next iovec as the current run. Returns 0 when none is left. */
+/* The mmsghdr of sendmmsg/recvmmsg (struct mmsghdr in the uapi). */
+struct sonde_mmsghdr {
+	struct user_msghdr hdr;
+	__u32 len;
+	__u32 _pad;
+};
+
+/* sendmmsg/recvmmsg: messages of one syscall parsed, each a datagram. */
+#define SONDE_MMSG_MAX 8
+
+/* Load message w->mmsg_next of a sendmmsg/recvmmsg as the iovecs to walk.
+ * Returns 0 when none is left. */
+SONDE_INLINE int feed_next_mmsg(struct feed_work *w)
+{
+	struct sonde_mmsghdr m;
+	__u32 i = w->mmsg_next;
+
+	if (!w->mmsg || i >= w->mmsg_cnt || i >= SONDE_MMSG_MAX)
+		return 0;
+	if (bpf_probe_read_user(&m, sizeof(m), (struct sonde_mmsghdr *)w->mmsg + i))
+		return 0;
+	w->mmsg_next = i + 1;
+	w->iov = (__u64)m.hdr.msg_iov;
+	w->iov_cnt = m.hdr.msg_iovlen;
+	w->iov_next = 0;
+	w->left = m.len;
+	return 1;
+}
+
 SONDE_INLINE int feed_next_iov(void *ctx, struct feed_work *w)
 {
 	struct iovec v;
 	__u64 n;
 
+	if ((!w->iov || w->left == 0) && !feed_next_mmsg(w))
+		return 0;
 	if (!w->iov || w->left == 0)
 		return 0;
 	if (w->iov_next >= w->iov_cnt) {
@@ -570,6 +614,7 @@ SONDE_INLINE void conn_bind_l7m(struct sonde_conn *c, __u8 proto, int kind, __u8
 {
 	c->proto = proto;
 	c->m.proto = proto;
+	c->m.dgram = c->dgram;
 	/* a request travels on the direction it was seen on */
 	if (kind == H1_INFER_REQUEST)
 		c->m.req_dir = dir;
@@ -594,6 +639,17 @@ SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
 		return 0;
 	w->cur.wlen = n;
 	w->cur.wpos = 0;
+	if (c->proto == SONDE_PROTO_UNKNOWN && c->dgram) {
+		/* datagrams: only the datagram protocols, the whole datagram's length known */
+		proto = l7m_infer_dgram(w->win, n, (__u32)w->cur.len, &kind);
+		if (proto != SONDE_PROTO_UNKNOWN) {
+			conn_bind_l7m(c, proto, kind, w->dir);
+			return 0;
+		}
+		if (++c->infer_tries >= INFER_MAX_TRIES)
+			c->proto = SONDE_PROTO_NONE;
+		return 0;
+	}
 	if (c->proto == SONDE_PROTO_UNKNOWN) {
 		if (h1_bind(&c->h1, w->dir, w->win, n < 8 ? n : 8)) {
 			c->proto = SONDE_PROTO_HTTP1;
@@ -658,7 +714,8 @@ SONDE_INLINE void feed_continue(void *ctx, struct feed_ctx *fc, struct feed_work
 /* More bytes of this syscall to parse (in this run or a later iovec)? */
 SONDE_INLINE int feed_pending(struct feed_work *w)
 {
-	return w->cur.off < w->cur.len || (w->iov && w->left);
+	return w->cur.off < w->cur.len || (w->iov && w->left) ||
+	       (w->mmsg && w->mmsg_next < w->mmsg_cnt && w->mmsg_next < SONDE_MMSG_MAX);
 }
 
 /* The byte loop: runs H1_STEPS parser steps, then hands on. */
@@ -826,6 +883,7 @@ L7M_PROG(redis, SONDE_PROTO_REDIS)
 L7M_PROG(pgsql, SONDE_PROTO_PGSQL)
 L7M_PROG(mysql, SONDE_PROTO_MYSQL)
 L7M_PROG(mqtt, SONDE_PROTO_MQTT)
+L7M_PROG(dns, SONDE_PROTO_DNS)
 
 /* ---- syscall probes ---------------------------------------------------- */
 
@@ -836,7 +894,7 @@ SONDE_INLINE int traced_process(__u64 pid_tgid)
 	return tgid != self_tgid && (!filter_tgid || tgid == filter_tgid);
 }
 
-SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir)
+SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir, __u64 name)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sonde_inflight a = {};
@@ -859,8 +917,13 @@ SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir)
 	if (c) {
 		if (c->proto == SONDE_PROTO_NONE)
 			return 0;
+		/* a state made by connect() has not learnt the socket type yet */
+		a.dgram = c->proto == SONDE_PROTO_UNKNOWN ? BPF_CORE_READ(sock, type) == SOCK_DGRAM
+							  : c->dgram;
 	} else if (!socket_traceable(sock, sk)) {
 		return 0;
+	} else {
+		a.dgram = BPF_CORE_READ(sock, type) == SOCK_DGRAM;
 	}
 	a.sk = key;
 	a.ptr = ptr;
@@ -868,8 +931,33 @@ SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir)
 	a.ts = bpf_ktime_get_ns();
 	a.kind = kind;
 	a.dir = dir;
+	a.name = name;
 	bpf_map_update_elem(&inflight, &id, &a, BPF_ANY);
 	return 0;
+}
+
+/*
+ * The peer of one datagram (sendto/recvfrom's address, a message's
+ * msg_name): an unconnected UDP socket talks to many peers, and records
+ * name the one this datagram went to or came from. Returns 0 when --port
+ * does not want this datagram.
+ */
+SONDE_INLINE int dgram_peer(struct sonde_conn *c, __u64 name)
+{
+	struct sockaddr_in6 sa = {};
+
+	if (name && !bpf_probe_read_user(&sa, sizeof(sa), (void *)name)) {
+		if (sa.sin6_family == AF_INET) {
+			struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
+
+			__builtin_memcpy(c->raddr, &in4->sin_addr.s_addr, 4);
+			c->rport = bpf_ntohs(in4->sin_port);
+		} else if (sa.sin6_family == AF_INET6) {
+			__builtin_memcpy(c->raddr, &sa.sin6_addr, 16);
+			c->rport = bpf_ntohs(sa.sin6_port);
+		}
+	}
+	return port_wanted(c->lport, c->rport);
 }
 
 SONDE_INLINE int data_exit(void *ctx, __s64 ret)
@@ -891,6 +979,7 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 	c = conn_lookup_or_create(a.sk, SONDE_HINT_NONE);
 	if (!c)
 		return 0;
+	c->dgram = a.dgram;
 	if (!c->lport && c->family != SONDE_FAMILY_UNIX)
 		conn_learn_endpoints(c, (struct sock *)a.sk);
 	if (c->proto == SONDE_PROTO_NONE)
@@ -922,7 +1011,21 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 	w->cur.wpos = w->cur.wlen = 0;
 	w->cur.ev = 0;
 	w->iov_next = 0;
-	if (a.kind == IO_BUF) {
+	w->mmsg = 0;
+	w->mmsg_cnt = w->mmsg_next = 0;
+	if (a.kind == IO_MMSG) {
+		/* ret is the number of messages; each is one datagram */
+		struct sonde_mmsghdr m;
+
+		w->mmsg = a.ptr;
+		w->mmsg_cnt = ret;
+		w->cur.len = 0;
+		if (!feed_next_mmsg(w))
+			return 0;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)a.ptr))
+			return 0;
+		a.name = (__u64)m.hdr.msg_name;
+	} else if (a.kind == IO_BUF) {
 		w->src = a.ptr;
 		w->cur.len = ret;
 		w->iov = 0;
@@ -941,8 +1044,11 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 				return 0;
 			w->iov = (__u64)msg.msg_iov;
 			w->iov_cnt = msg.msg_iovlen;
+			a.name = (__u64)msg.msg_name;
 		}
 	}
+	if (c->dgram && !dgram_peer(c, a.name))
+		return 0;
 	if (proto_is_l7m(c->proto)) {
 		w->cur.len = a.kind == IO_BUF ? ret : 0;
 		bpf_tail_call(ctx, &feed_jmp, FEED_JMP_L7M + c->proto);
@@ -957,7 +1063,7 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 	int tp_enter_##name(struct sys_enter_ctx *ctx)                                \
 	{                                                                             \
 		return data_enter(ctx->args[0], ctx->args[1],                         \
-				  kind == IO_IOV ? ctx->args[2] : 0, kind, dir);      \
+				  kind == IO_IOV ? ctx->args[2] : 0, kind, dir, 0);   \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int tp_exit_##name(struct sys_exit_ctx *ctx)                                  \
@@ -969,8 +1075,36 @@ DATA_PROBES(read, IO_BUF, H1_DIR_RECV)
 DATA_PROBES(write, IO_BUF, H1_DIR_SEND)
 DATA_PROBES(readv, IO_IOV, H1_DIR_RECV)
 DATA_PROBES(writev, IO_IOV, H1_DIR_SEND)
-DATA_PROBES(sendto, IO_BUF, H1_DIR_SEND)
 DATA_PROBES(sendmsg, IO_MSG, H1_DIR_SEND)
+DATA_PROBES(sendmmsg, IO_MMSG, H1_DIR_SEND)
+
+/* sendto(fd, buf, len, flags, addr, addrlen): the address names a datagram's peer. */
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_enter_sendto(struct sys_enter_ctx *ctx)
+{
+	return data_enter(ctx->args[0], ctx->args[1], 0, IO_BUF, H1_DIR_SEND, ctx->args[4]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int tp_exit_sendto(struct sys_exit_ctx *ctx)
+{
+	return data_exit(ctx, ctx->ret);
+}
+
+/* recvmmsg(fd, msgvec, vlen, flags, timeout) */
+SEC("tracepoint/syscalls/sys_enter_recvmmsg")
+int tp_enter_recvmmsg(struct sys_enter_ctx *ctx)
+{
+	if (ctx->args[3] & MSG_PEEK)
+		return 0;
+	return data_enter(ctx->args[0], ctx->args[1], 0, IO_MMSG, H1_DIR_RECV, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
+int tp_exit_recvmmsg(struct sys_exit_ctx *ctx)
+{
+	return data_exit(ctx, ctx->ret);
+}
 
 /* recvfrom(fd, buf, len, flags, ...) and recvmsg(fd, msg, flags): peeked
  * bytes will be read again, so MSG_PEEK calls are not parsed. */
@@ -979,7 +1113,7 @@ int tp_enter_recvfrom(struct sys_enter_ctx *ctx)
 {
 	if (ctx->args[3] & MSG_PEEK)
 		return 0;
-	return data_enter(ctx->args[0], ctx->args[1], 0, IO_BUF, H1_DIR_RECV);
+	return data_enter(ctx->args[0], ctx->args[1], 0, IO_BUF, H1_DIR_RECV, ctx->args[4]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
@@ -993,7 +1127,7 @@ int tp_enter_recvmsg(struct sys_enter_ctx *ctx)
 {
 	if (ctx->args[2] & MSG_PEEK)
 		return 0;
-	return data_enter(ctx->args[0], ctx->args[1], 0, IO_MSG, H1_DIR_RECV);
+	return data_enter(ctx->args[0], ctx->args[1], 0, IO_MSG, H1_DIR_RECV, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")

@@ -83,6 +83,8 @@ const char *l7_op_name(uint8_t proto, uint8_t op)
 		return pgsql_op_name(op);
 	if (proto == SONDE_PROTO_MYSQL)
 		return mysql_op_name(op);
+	if (proto == SONDE_PROTO_DNS)
+		return dns_qtype_name(op);
 	/* Redis: the command is the record's text, not a code */
 	return "";
 }
@@ -172,6 +174,13 @@ static void l7m_event_fields(const struct sonde_l7_event *e, sonde_L7 *l)
 		copy_str(l->command, sizeof(l->command), e->path, sp ? (size_t)(sp - e->path) : n);
 		if (sp)
 			copy_str(l->resource, sizeof(l->resource), sp + 1, n - (sp + 1 - e->path));
+		return;
+	}
+	if (e->proto == SONDE_PROTO_DNS) {
+		strcpy(l->command, dns_qtype_name(e->op2));
+		dns_name_from_wire(e->path, n, l->resource, sizeof(l->resource));
+		if (!(e->flags & (SONDE_F_TIMEOUT | SONDE_F_CLOSED)))
+			strcpy(l->detail, dns_rcode_name(e->status));
 		return;
 	}
 	copy_str(l->resource, sizeof(l->resource), e->path, n);

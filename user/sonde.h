@@ -125,6 +125,10 @@ int record_write_delimited(const sonde_Record *r, FILE *f);
 void sink_l7_event(struct record_sink *s, const struct sonde_l7_event *e);
 void sink_record(struct record_sink *s, const sonde_Record *r);
 extern const char *const method_names[SONDE_M__COUNT];
+/* dns.c */
+const char *dns_qtype_name(unsigned qtype);
+const char *dns_rcode_name(unsigned rcode);
+void dns_name_from_wire(const char *wire, size_t n, char *out, size_t outn);
 /* "http", "redis", ... ("" for unknown) */
 const char *proto_name(uint8_t proto);
 /* Name of an operation code of a protocol ("GET", "COM_QUERY" ...; "" if none). */

@@ -123,7 +123,8 @@ struct l7m_conn {
 	__u32 req_seq;   /* requests started */
 	__u8 req_dir;    /* enum h1_dir carrying requests */
 	__u8 proto;      /* enum sonde_proto this engine state parses */
-	__u8 _pad[2];
+	__u8 dgram;      /* a datagram socket: every syscall is a whole message */
+	__u8 _pad;
 	struct l7m_slot slots[SONDE_PIPELINE_DEPTH];
 };
 
@@ -148,6 +149,8 @@ struct l7m_info {
 	__u16 seg_len[2];
 	__u16 wbase;     /* (engine) where the step's window starts in the buffer */
 	__u16 _pad;
+	__u32 avail;     /* (engine) bytes from the window start to the end of the run
+			  * (of a datagram: its length) */
 	/* request: resource (query text, key, name, topic), text_len <= SONDE_PATH_MAX;
 	 * the buffer is larger so masked indexes stay inside it */
 	char text[L7M_TEXT_BUF];
@@ -667,6 +670,14 @@ SONDE_INLINE int l7m_feed_one(void *ctx, struct l7m_conn *c, __u8 proto, __u8 di
 	if (cur->off >= cur->len)
 		return L7M_EV_NONE;
 	avail = cur->len - cur->off;
+	if (c->dgram && cur->off == 0 && !cur->wpos) {
+		/* a new datagram: nothing carries over from the last one */
+		st->skip = 0;
+		st->carry_len = 0;
+		st->lost = 0;
+		st->started = 0;
+		st->phase = 0;
+	}
 	if (st->skip) {
 		used = st->skip < avail ? st->skip : avail;
 		st->skip -= used;
@@ -690,6 +701,7 @@ SONDE_INLINE int l7m_feed_one(void *ctx, struct l7m_conn *c, __u8 proto, __u8 di
 	cl = wlen - n;
 	l7m_info_reset(in);
 	in->wbase = base;
+	in->avail = cl + avail;
 	rc = l7m_step_dispatch(proto, ctx, c, st, is_req, win + base, wlen, n == avail, in);
 	if (rc == L7M_NEED && n == avail && wlen <= L7M_CARRY) {
 		/* a token head cut by the end of the syscall */

@@ -14,6 +14,7 @@
 #include "proto/memcached.h"
 #include "proto/mqtt.h"
 #include "proto/mongo.h"
+#include "proto/dns.h"
 
 SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 				   struct l7m_stream *st, int is_req, const __u8 *w, __u32 wlen,
@@ -28,6 +29,8 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 		return mysql_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_MEMCACHED:
 		return memcached_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_DNS:
+		return dns_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_MQTT:
 		return mqtt_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_MONGO:
@@ -84,6 +87,26 @@ SONDE_INLINE __u8 l7m_infer(const __u8 *w, __u32 n, int *kind)
 		return SONDE_PROTO_MONGO;
 	}
 #endif
+	k = dns_infer_stream(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_DNS;
+	}
+	return SONDE_PROTO_UNKNOWN;
+}
+
+/*
+ * Inference for datagram sockets (UDP): each datagram is a whole message of
+ * dgram_len bytes; HTTP/1 and the stream protocols are not tried.
+ */
+SONDE_INLINE __u8 l7m_infer_dgram(const __u8 *w, __u32 n, __u32 dgram_len, int *kind)
+{
+	int k = dns_infer_dgram(w, n, dgram_len);
+
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_DNS;
+	}
 	return SONDE_PROTO_UNKNOWN;
 }
 

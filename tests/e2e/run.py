@@ -45,8 +45,10 @@ class Sonde:
         self.out_path = os.path.join(workdir, "sonde.out")
         self.err_path = os.path.join(workdir, "sonde.err")
         self.rec_path = os.path.join(workdir, "records.bin")
+        # /metrics only where a test asks for it: the default port may be taken
+        listen = [] if "--metrics-listen" in extra else ["--metrics-listen", "off"]
         cmd = [binary, "run", "--json", "--port", PORTS, "--output", self.rec_path,
-               "--timeout", "2", *extra]
+               "--timeout", "2", *listen, *extra]
         self.proc = subprocess.Popen(cmd, stdout=open(self.out_path, "w"),
                                      stderr=open(self.err_path, "w"))
         deadline = time.time() + 60
