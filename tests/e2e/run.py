@@ -722,8 +722,8 @@ def main():
         mod = importlib.import_module(os.path.basename(path)[:-3])
         try:
             results += mod.run(binary, args.only)
-        except Failure as e:
-            results.append((mod.__name__, str(e)))
+        except Exception as e:  # one module's crash must not hide the others' results
+            results.append((mod.__name__, f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
     passed = sum(1 for _, e in results if e is None)
     for name, err in results:
         print(f"{'PASS' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
