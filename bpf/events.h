@@ -184,6 +184,8 @@ struct sonde_stats {
 	__u64 logs_suppressed;     /* transactions counted but not logged (--logs) */
 	__u64 requests_abandoned;  /* requests whose response was lost with the framing
 				    * (SQL: dropped when a later response resyncs) */
+	__u64 metric_proc_overflow; /* transactions counted in a process's overflow series
+				     * (--max-series-per-process reached) */
 };
 
 /* ======================================================================

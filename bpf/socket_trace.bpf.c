@@ -53,6 +53,7 @@ const volatile __u32 n_filter_ports = 0;
 const volatile __u16 filter_ports[SONDE_MAX_PORT_FILTERS] = {}; /* --port */
 const volatile __u32 log_mode = 0;        /* enum sonde_log_mode (--logs) */
 const volatile __u32 log_sample_n = 1;    /* --logs sampled:N */
+const volatile __u32 max_series_per_proc = 0; /* --max-series-per-process; 0 = none */
 
 enum sonde_log_mode { LOG_ALL = 0, LOG_ERRORS = 1, LOG_SAMPLED = 2, LOG_NONE = 3 };
 
@@ -171,6 +172,20 @@ struct {
 	__type(value, struct red_scratch);
 } red_key_heap SEC(".maps");
 
+/*
+ * proc_series: hash, key = tgid, value = how many series of `red` the
+ * process has. The kernel adds one per series it inserts; user space
+ * writes the true counts back every second (series leave the map when
+ * idle) and deletes the entries of processes with none. Only used with
+ * --max-series-per-process.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} proc_series SEC(".maps");
+
 /* red_zero: one zeroed struct sonde_red_val, the template of new series. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -223,26 +238,66 @@ SONDE_INLINE struct sonde_red_key *red_key_scratch(void)
 	return rs ? &rs->key : NULL;
 }
 
+/* Has the process as many series as --max-series-per-process allows? */
+SONDE_INLINE int proc_series_full(__u32 pid)
+{
+	__u32 *n;
+
+	if (!max_series_per_proc)
+		return 0;
+	n = bpf_map_lookup_elem(&proc_series, &pid);
+	return n && *n >= max_series_per_proc;
+}
+
+/* One more series for the process. */
+SONDE_INLINE void proc_series_add(__u32 pid)
+{
+	__u32 one = 1, *n = bpf_map_lookup_elem(&proc_series, &pid);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&proc_series, &pid, &one, BPF_NOEXIST);
+}
+
+/* The series of `key`, inserted (zeroed, named) when new; NULL when the map is full. */
+SONDE_INLINE struct sonde_red_val *red_series(struct sonde_red_key *key)
+{
+	struct sonde_red_val *v = bpf_map_lookup_elem(&red, key), *tmpl;
+	__u32 zero = 0;
+
+	if (v)
+		return v;
+	tmpl = bpf_map_lookup_elem(&red_zero, &zero);
+	if (!tmpl || bpf_map_update_elem(&red, key, tmpl, BPF_NOEXIST))
+		return NULL;
+	v = bpf_map_lookup_elem(&red, key);
+	/* name the series now: short-lived clients are gone by the time user
+	 * space reads it */
+	if (v)
+		bpf_get_current_comm(v->comm, sizeof(v->comm));
+	return v;
+}
+
 /* Count a finished transaction in the metric series `key` (every
  * transaction, whatever --logs says). */
 SONDE_INLINE void red_account(struct feed_ctx *fc, struct sonde_red_key *key, __u16 status,
 			      __u64 req_bytes, __u64 resp_bytes, __u64 latency, __u8 flags)
 {
 	struct sonde_red_val *v;
-	__u32 zero = 0;
 	__u64 b;
 
 	v = bpf_map_lookup_elem(&red, key);
-	if (!v) {
-		struct sonde_red_val *tmpl = bpf_map_lookup_elem(&red_zero, &zero);
+	if (!v && proc_series_full(key->pid)) {
+		/* this process has its share: its own overflow series takes it */
+		struct sonde_red_key povf = { .pid = key->pid, .method = SONDE_M_OVERFLOW };
 
-		if (tmpl && bpf_map_update_elem(&red, key, tmpl, BPF_NOEXIST) == 0) {
-			v = bpf_map_lookup_elem(&red, key);
-			/* name the series now: short-lived clients are gone by the time
-			 * user space reads it */
-			if (v)
-				bpf_get_current_comm(v->comm, sizeof(v->comm));
-		}
+		sonde_stat_add(fc, H1_STAT(metric_proc_overflow));
+		v = red_series(&povf);
+	} else if (!v) {
+		v = red_series(key);
+		if (v && max_series_per_proc)
+			proc_series_add(key->pid);
 	}
 	if (!v) {
 		/* the map is full: the overflow series takes it */

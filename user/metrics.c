@@ -45,6 +45,7 @@ struct metrics {
 	size_t cap, used;
 	uint64_t next_minute_ns;
 	uint64_t idle_ns;
+	int proc_fd;           /* the kernel's per-process series counts, or -1 */
 	uint64_t realtime_offset_ns;
 	uint64_t gen;              /* reads so far */
 };
@@ -82,6 +83,7 @@ struct metrics *metrics_new(int red_fd, const struct run_opts *o)
 	m->tab = calloc(m->cap, sizeof(*m->tab));
 	m->percpu = calloc(m->ncpu > 0 ? m->ncpu : 1, sizeof(*m->percpu));
 	m->idle_ns = (uint64_t)o->metric_idle_s * 1000000000ull;
+	m->proc_fd = -1;
 	if (!m->tab || !m->percpu) {
 		metrics_free(m);
 		return NULL;
@@ -267,6 +269,8 @@ static void rehash(struct metrics *m)
 	free(old);
 }
 
+static void sync_proc_counts(struct metrics *m);
+
 void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 {
 	struct sonde_red_key key, next, *prev = NULL;
@@ -329,6 +333,67 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now)
 	}
 	if (dropped)
 		rehash(m);
+	sync_proc_counts(m);
+}
+
+/* ---- per-process series counts -------------------------------------------- */
+
+void metrics_set_proc_map(struct metrics *m, int proc_fd)
+{
+	m->proc_fd = proc_fd;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Write the true number of series of each process into the kernel's
+ * proc_series map (the kernel only ever adds; series leave the map when
+ * idle) and remove the processes that have none left.
+ */
+static void sync_proc_counts(struct metrics *m)
+{
+	uint32_t *pids, n = 0, key, next, *prev = NULL;
+
+	if (m->proc_fd < 0)
+		return;
+	pids = malloc((m->used + 1) * sizeof(*pids));
+	if (!pids)
+		return;
+	for (size_t i = 0; i < m->cap; i++) {
+		const struct series *s = &m->tab[i];
+
+		if (s->used && s->seen_gen == m->gen && s->key.method != SONDE_M_OVERFLOW &&
+		    n < m->used)
+			pids[n++] = s->key.pid;
+	}
+	qsort(pids, n, sizeof(*pids), cmp_u32);
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i;
+
+		while (j < n && pids[j] == pids[i])
+			j++;
+		key = j - i;
+		bpf_map_update_elem(m->proc_fd, &pids[i], &key, BPF_ANY);
+		i = j;
+	}
+	/* processes without series: gathered first (deleting while walking
+	 * would restart the walk) */
+	uint32_t gone[256], ngone = 0;
+
+	while (ngone < 256 && bpf_map_get_next_key(m->proc_fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (!bsearch(&key, pids, n, sizeof(*pids), cmp_u32))
+			gone[ngone++] = key;
+	}
+	for (uint32_t i = 0; i < ngone; i++)
+		bpf_map_delete_elem(m->proc_fd, &gone[i]);
+	free(pids);
 }
 
 /* ---- Prometheus text exposition ----------------------------------------- */

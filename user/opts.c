@@ -11,7 +11,7 @@ enum {
 	OPT_DURATION = 256, OPT_JSON, OPT_QUIET, OPT_OUTPUT, OPT_PID, OPT_PORT, OPT_PIN,
 	OPT_FORCE_PERFBUF, OPT_BTF, OPT_NO_SYS_BTF, OPT_TIMEOUT, OPT_RING_SIZE, OPT_MAX_CONNS,
 	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_LOGS, OPT_METRICS_LISTEN, OPT_ROUTE_NORMALIZE,
-	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP,
+	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP, OPT_MAX_SERIES_PROC,
 	OPT_FLOWS, OPT_FLOW_IF, OPT_FLOW_MIRROR, OPT_FLOW_MAX, OPT_FLOW_METERS, OPT_FLOW_TIMEOUTS,
 	OPT_FLOW_NO_TC,
 	OPT_PROFILE, OPT_PROFILE_HZ, OPT_PROFILE_INTERVAL, OPT_OFFCPU, OPT_OFFCPU_MIN_US,
@@ -38,6 +38,7 @@ static const struct option run_options[] = {
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ "route-normalize", required_argument, NULL, OPT_ROUTE_NORMALIZE },
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
+	{ "max-series-per-process", required_argument, NULL, OPT_MAX_SERIES_PROC },
 	{ "metric-idle", required_argument, NULL, OPT_METRIC_IDLE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "flows", no_argument, NULL, OPT_FLOWS },
@@ -84,6 +85,8 @@ static void run_usage(FILE *f)
 	      "  --route-normalize on|off  numeric and uuid path segments to :num/:id in\n"
 	      "                       metric routes (default on)\n"
 	      "  --max-series N       metric series the kernel keeps (default 16384)\n"
+	      "  --max-series-per-process N  series one process may have before its own\n"
+	      "                       overflow series takes the rest (default 2048, 0 = no limit)\n"
 	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n"
 	      "flows (off unless --flows, --flow-if or --flow-mirror; docs/FLOWS.md):\n"
 	      "  --flows              track L4 flows on every non-virtual interface and lo\n"
@@ -177,6 +180,7 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->log_sample_n = 1;
 	o->metrics_listen = "127.0.0.1:9433";
 	o->max_series = 16384;
+	o->max_series_per_proc = 2048;
 	o->metric_idle_s = 600;
 	o->flow_max = 65536;
 	o->flow_meters = true;
@@ -248,6 +252,11 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_number("max-series", optarg, 16, 1 << 20, &v))
 				return -1;
 			o->max_series = (uint32_t)v;
+			break;
+		case OPT_MAX_SERIES_PROC:
+			if (parse_number("max-series-per-process", optarg, 0, 1 << 20, &v))
+				return -1;
+			o->max_series_per_proc = (uint32_t)v;
 			break;
 		case OPT_METRIC_IDLE:
 			if (parse_number("metric-idle", optarg, 0, 1e7, &v))

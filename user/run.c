@@ -239,6 +239,7 @@ static void configure(struct socket_trace_bpf *skel, const struct run_opts *o, b
 	skel->rodata->log_sample_n = o->log_sample_n;
 	skel->rodata->route_normalise = !o->route_raw;
 	bpf_map__set_max_entries(skel->maps.red, o->max_series);
+	skel->rodata->max_series_per_proc = o->max_series_per_proc;
 	skel->rodata->ringbuf_wakeup_bytes = o->ring_bytes / 8;
 	bpf_map__set_max_entries(skel->maps.conns, o->max_conns);
 	if (ringbuf) {
@@ -518,7 +519,7 @@ static const char *const stat_names[] = {
 	"syscalls_traced", "events_sent", "events_dropped", "conns_created", "conns_closed",
 	"parse_lost", "parse_budget", "pipeline_overflow", "unpaired_responses",
 	"iov_truncated", "closed_pending", "metric_overflow", "logs_suppressed",
-	"requests_abandoned",
+	"requests_abandoned", "metric_proc_overflow",
 };
 
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) ==
@@ -666,6 +667,8 @@ int cmd_run(const struct run_opts *o)
 		goto out;
 	}
 	metrics = metrics_new(bpf_map__fd(t.skel->maps.red), o);
+	if (metrics && o->max_series_per_proc)
+		metrics_set_proc_map(metrics, bpf_map__fd(t.skel->maps.proc_series));
 	if (!metrics) {
 		fprintf(stderr, "sonde: out of memory for %u metric series\n", o->max_series);
 		rc = 1;

@@ -34,6 +34,7 @@ struct run_opts {
 	const char *metrics_listen; /* host:port of /metrics, "" = off */
 	bool route_raw;             /* --route-normalize=off */
 	uint32_t max_series;        /* metric series in the kernel map */
+	uint32_t max_series_per_proc; /* series one process may have; 0 = no limit */
 	uint32_t metric_idle_s;     /* drop series idle this long */
 	bool top;                   /* sonde top: a live table instead of records */
 	/* flows (issue 5, user/flow.c); off unless one of the first three is given */
@@ -91,6 +92,9 @@ void metrics_poll(struct metrics *m, struct record_sink *sink, uint64_t now_mono
 /* Prometheus text exposition of everything known, plus health lines. */
 void metrics_write_prometheus(struct metrics *m, FILE *f);
 int metrics_series(const struct metrics *m);
+/* The kernel's per-process series counts (--max-series-per-process), kept
+ * true by metrics_poll; -1 = none. */
+void metrics_set_proc_map(struct metrics *m, int proc_fd);
 /* A timeout found by the user-space sweep: counted in its series here, since
  * the kernel never saw it end. */
 void metrics_add_timeout(struct metrics *m, const struct sonde_red_key *key);

@@ -659,6 +659,47 @@ def check_metrics(binary):
     return results
 
 
+def check_proc_limit(binary):
+    """--max-series-per-process: a process past its share counts the rest in
+    its own overflow series, not in the global one, and nothing is lost."""
+    paths, limit = 300, 50
+    with tempfile.TemporaryDirectory(prefix="sonde-e2e-proclimit-") as wd:
+        os.chmod(wd, 0o755)
+        nginx, _ = start_nginx(wd)
+        try:
+            sonde = Sonde(binary, wd, ["--logs", "none", "--max-series", "4096",
+                                       "--max-series-per-process", str(limit)])
+            s = socket.create_connection(("127.0.0.1", NGINX_PORT))
+            f = s.makefile("rb")
+            for i in range(paths):
+                s.sendall(b"GET /proc/%s HTTP/1.1\r\nHost: x\r\n\r\n" % letters(i).encode())
+                read_response(f)
+            s.close()
+            sonde.stop()
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=20)
+    try:
+        st = sonde.stats
+        ms = [m for m in sonde.metrics if m["interval_s"] == 1]
+        for role in ("server", "client"):
+            own = {m["route"] for m in ms if m["role"] == role and m["route"].startswith("/proc/")}
+            check(len(own) <= limit, f"{role}: {len(own)} series, limit {limit}")
+            ovf = [m for m in ms if m["overflow"] and m["pid"] != 0 and
+                   m["comm"] == ("nginx" if role == "server" else "python3")]
+            n_own = sum(m["requests"] for m in ms if m["role"] == role and m["route"] in own)
+            n_ovf = sum(m["requests"] for m in ovf)
+            check(n_own + n_ovf == paths and n_ovf >= paths - limit,
+                  f"{role}: {n_own} in own series + {n_ovf} in its overflow, want {paths}")
+        proc_ovf = sum(m["requests"] for m in ms if m["overflow"] and m["pid"] != 0)
+        check(proc_ovf == st["metric_proc_overflow"] and st["metric_overflow"] == 0,
+              f"per-process overflow {proc_ovf} vs counter {st['metric_proc_overflow']}, "
+              f"global {st['metric_overflow']}")
+        return [("metrics_per_process_limit", None)]
+    except Failure as e:
+        return [("metrics_per_process_limit", str(e))]
+
+
 def check_top(binary):
     """sonde top, stdout not a terminal: one snapshot of the busiest series, then exit."""
     with tempfile.TemporaryDirectory(prefix="sonde-e2e-top-") as wd:
@@ -712,6 +753,7 @@ def main():
         results += check_pin_and_pid(binary)
     if not args.only or "metrics" in args.only:
         results += check_metrics(binary)
+        results += check_proc_limit(binary)
         results += check_top(binary)
     # protocol modules: every tests/e2e/test_*.py has run(binary, only) -> results
     import glob
