@@ -8,7 +8,8 @@
  *   on-CPU:  a perf_event program on every online CPU (software cpu-clock at
  *            --profile-hz) counts one sample per tick of the running thread;
  *   off-CPU: the sched_switch raw tracepoint notes when and where (stack) a
- *            thread blocks, and adds the blocked time when it runs again.
+ *            thread blocks; sched_wakeup adds the blocked time when it is
+ *            woken.
  *
  * Double buffering. `prof_epoch` (in .bss, written by user space through the
  * mmapped skeleton) is read once per program run. Counts go to the map of
@@ -100,8 +101,8 @@ struct offcpu_start {
 
 /*
  * offcpu_start: BPF_MAP_TYPE_LRU_HASH. Key: tid. Value: struct offcpu_start.
- * Lifecycle: written when a thread blocks (voluntary switch-out), removed
- * when it next runs; threads that never run again (exited) age out by LRU.
+ * Lifecycle: written when a thread blocks (switch-out in a sleeping state),
+ * removed when it is woken; threads never woken again age out by LRU.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -309,9 +310,11 @@ static __always_inline void switch_out(void *ctx, struct task_struct *prev, __u6
 		STAT_INC(offcpu_switches);
 }
 
-/* Off-CPU, second half: next runs again; count its blocked time against the
- * stack it blocked in. */
-static __always_inline void switch_in(struct task_struct *next, __u64 now, __u64 epoch)
+/* Off-CPU, second half: the thread is woken; count the time it was blocked
+ * against the stack it blocked in. Counted at the wake-up, not when it runs
+ * again: the wait for a CPU after it (run-queue latency) is not blocking and
+ * would make a sleep look longer on a busy host. */
+static __always_inline void woken(struct task_struct *next, __u64 now, __u64 epoch)
 {
 	__u32 tid = BPF_CORE_READ(next, pid);
 	struct sonde_prof_key key = {};
@@ -353,13 +356,18 @@ int off_cpu_switch(struct bpf_raw_tracepoint_args *ctx)
 {
 	bool preempt = (bool)ctx->args[0];
 	struct task_struct *prev = (struct task_struct *)ctx->args[1];
-	struct task_struct *next = (struct task_struct *)ctx->args[2];
-	__u64 now = bpf_ktime_get_ns();
-	__u64 epoch = prof_epoch;
 
 	if (!preempt && blocking(prev))
-		switch_out(ctx, prev, now, epoch);
-	switch_in(next, now, epoch);
+		switch_out(ctx, prev, bpf_ktime_get_ns(), prof_epoch);
+	return 0;
+}
+
+/* sched_wakeup(struct task_struct *p): every wake-up of a sleeping thread
+ * (try_to_wake_up), from whatever context woke it. */
+SEC("raw_tp/sched_wakeup")
+int off_cpu_wakeup(struct bpf_raw_tracepoint_args *ctx)
+{
+	woken((struct task_struct *)ctx->args[0], bpf_ktime_get_ns(), prof_epoch);
 	return 0;
 }
 

@@ -506,6 +506,7 @@ int l7m_event_prog(void *ctx);
 int l7m_redis_prog(void *ctx);
 int l7m_pgsql_prog(void *ctx);
 int l7m_mysql_prog(void *ctx);
+int l7m_mqtt_prog(void *ctx);
 
 /* feed_jmp slots: the HTTP/1 programs, then one per message-engine protocol
  * at FEED_JMP_L7M + its enum sonde_proto value. */
@@ -529,6 +530,7 @@ struct {
 		[FEED_JMP_L7M + SONDE_PROTO_REDIS] = (void *)&l7m_redis_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_PGSQL] = (void *)&l7m_pgsql_prog,
 		[FEED_JMP_L7M + SONDE_PROTO_MYSQL] = (void *)&l7m_mysql_prog,
+		[FEED_JMP_L7M + SONDE_PROTO_MQTT] = (void *)&l7m_mqtt_prog,
 	},
 };
 
@@ -719,12 +721,41 @@ int feed_event_prog(void *ctx)
  * FEED_MAX_ROUNDS tail calls. `proto` is a constant in each instance, so
  * each step program carries one parser.
  */
-SONDE_INLINE int l7m_run(void *ctx, __u8 proto)
+/*
+ * One engine step of `proto` for the syscall in `work`. Called through a
+ * global function per protocol: the verifier checks a global function once,
+ * on its own, instead of once per call site and path, which is what lets
+ * a program run many steps (a step with a real parser is a few hundred
+ * thousand verifier instructions in context). Needs 5.6 (global functions);
+ * tail calls from a program with calls need 5.10 on x86-64.
+ */
+SONDE_INLINE int l7m_step_global(__u8 proto)
+{
+	__u32 zero = 0;
+	struct feed_work *w = bpf_map_lookup_elem(&work, &zero);
+	struct sonde_conn *c;
+	__u64 key;
+
+	if (!w)
+		return L7M_EV_NONE;
+	key = w->conn_key;
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c || c->proto != proto)
+		return L7M_EV_NONE;
+	return l7m_feed_one(NULL, &c->m, proto, w->dir, (const __u8 *)w->src, &w->cur, w->mwin,
+			    &w->info);
+}
+
+/* Steps per program run (each a call of the global step function). */
+#define L7M_PROG_STEPS 32
+
+SONDE_INLINE int l7m_run(void *ctx, __u8 proto, int (*step)(void))
 {
 	struct feed_ctx fc = {};
 	struct feed_work *w = feed_load(ctx, &fc);
 	struct sonde_conn *c;
-	int ev;
+	int ev = L7M_EV_NONE;
+	__u32 i;
 
 	if (!w)
 		return 0;
@@ -736,9 +767,16 @@ SONDE_INLINE int l7m_run(void *ctx, __u8 proto)
 			return 0;
 		w->cur.wpos = 0;
 	}
-	ev = l7m_feed_steps(&fc, &c->m, proto, w->dir, (const __u8 *)w->src, &w->cur, w->mwin,
-			    &w->info);
-	if (ev != L7M_EV_NONE) {
+	for (i = 0; i < L7M_PROG_STEPS; i++) {
+		ev = step();
+		if (ev != L7M_MORE)
+			break;
+	}
+	/* the step ran in its own frame: reload what it changed */
+	w = feed_load(ctx, &fc);
+	if (!w)
+		return 0;
+	if (ev > L7M_EV_NONE) {
 		w->cur.ev = ev;
 		feed_continue(ctx, &fc, w, FEED_JMP_L7M_EVENT);
 		return 0;
@@ -772,16 +810,22 @@ int l7m_event_prog(void *ctx)
 	return 0;
 }
 
+/* A protocol's global step function and its program. */
 #define L7M_PROG(name, proto)                                                         \
+	__attribute__((noinline)) int l7m_##name##_step(void)                          \
+	{                                                                             \
+		return l7m_step_global(proto);                                        \
+	}                                                                             \
 	SEC("tracepoint")                                                             \
 	int l7m_##name##_prog(void *ctx)                                              \
 	{                                                                             \
-		return l7m_run(ctx, proto);                                           \
+		return l7m_run(ctx, proto, l7m_##name##_step);                        \
 	}
 
 L7M_PROG(redis, SONDE_PROTO_REDIS)
 L7M_PROG(pgsql, SONDE_PROTO_PGSQL)
 L7M_PROG(mysql, SONDE_PROTO_MYSQL)
+L7M_PROG(mqtt, SONDE_PROTO_MQTT)
 
 /* ---- syscall probes ---------------------------------------------------- */
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,7 +44,14 @@ struct profiler {
 	int ncpus;                 /* possible CPUs */
 	int *pe_fd;                /* per CPU: the perf event, -1 when none */
 	struct bpf_link **pe_link;
-	struct bpf_link *links[3]; /* off-CPU, exec, exit */
+	struct bpf_link *links[4]; /* off-CPU switch and wake-up, exec, exit */
+	/* New processes are read by a thread of their own: the main loop can be
+	 * busy naming an interval for hundreds of milliseconds, long enough for
+	 * a short-lived process to exit unread. `lock` guards the symbolizer. */
+	pthread_t noter;
+	bool noter_running;
+	volatile bool noter_stop;
+	pthread_mutex_t lock;
 	uint64_t epoch;
 	uint64_t win_mono, win_real; /* start of the open interval */
 	uint64_t next_flush;
@@ -158,9 +166,25 @@ static int on_pid_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e) || e->kind != SONDE_EV_PROF_PID)
 		return 0;
+	pthread_mutex_lock(&p->lock);
 	p->pids_noted++;
 	sym_note_pid(p->sym, e->pid);
+	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+/* The noter thread: new-process notices, and their second reading. */
+static void *noter_main(void *arg)
+{
+	struct profiler *p = arg;
+
+	while (!p->noter_stop) {
+		ring_buffer__poll(p->rb, 20);
+		pthread_mutex_lock(&p->lock);
+		sym_poll(p->sym);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return NULL;
 }
 
 struct profiler *profiler_new(const struct run_opts *o, struct record_sink *sink, const char *btf)
@@ -195,6 +219,7 @@ struct profiler *profiler_new(const struct run_opts *o, struct record_sink *sink
 		return NULL;
 	p->o = o;
 	p->sink = sink;
+	pthread_mutex_init(&p->lock, NULL);
 	p->btf = btf;
 	p->ncpus = libbpf_num_possible_cpus();
 	p->pe_fd = malloc(p->ncpus * sizeof(*p->pe_fd));
@@ -219,6 +244,7 @@ struct profiler *profiler_new(const struct run_opts *o, struct record_sink *sink
 	bpf_map__set_max_entries(p->skel->maps.counts1, o->profile_entries);
 	bpf_program__set_autoload(p->skel->progs.on_cpu_sample, o->profile);
 	bpf_program__set_autoload(p->skel->progs.off_cpu_switch, o->offcpu);
+	bpf_program__set_autoload(p->skel->progs.off_cpu_wakeup, o->offcpu);
 	return p;
 fail:
 	profiler_free(p);
@@ -237,7 +263,8 @@ int profiler_load(struct profiler *p)
 
 int profiler_attach(struct profiler *p)
 {
-	struct bpf_program *progs[3] = { p->skel->progs.off_cpu_switch, p->skel->progs.prof_exec,
+	struct bpf_program *progs[4] = { p->skel->progs.off_cpu_switch,
+					 p->skel->progs.off_cpu_wakeup, p->skel->progs.prof_exec,
 					 p->skel->progs.prof_exit };
 	int err;
 
@@ -247,8 +274,13 @@ int profiler_attach(struct profiler *p)
 			strerror(errno));
 		return -1;
 	}
-	for (int i = 0; i < 3; i++) {
-		if (i == 0 && !p->o->offcpu)
+	if (pthread_create(&p->noter, NULL, noter_main, p)) {
+		fprintf(stderr, "sonde: cannot start the profiler's thread\n");
+		return -1;
+	}
+	p->noter_running = true;
+	for (int i = 0; i < 4; i++) {
+		if (i < 2 && !p->o->offcpu)
 			continue;
 		p->links[i] = bpf_program__attach(progs[i]);
 		if (!p->links[i]) {
@@ -664,12 +696,17 @@ static void write_kind(struct profiler *p, int kind, const struct entry *e, size
 	char stamp[32], base[4096], pb[4200], folded[4200];
 	time_t secs = p->win_real / 1000000000ull;
 	struct tm tm;
-	uint64_t total = 0;
+	uint64_t total = 0, t0 = mono_ns();
 	int err;
 
-	for (size_t i = 0; i < n; i++)
-		if (e[i].k.kind == kind)
-			add_entry(&iv, &e[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].k.kind != kind)
+			continue;
+		/* one entry at a time: the noter gets in between */
+		pthread_mutex_lock(&p->lock);
+		add_entry(&iv, &e[i]);
+		pthread_mutex_unlock(&p->lock);
+	}
 	gmtime_r(&secs, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	snprintf(base, sizeof(base), "%s/%s-%s-%04" PRIu64, p->o->profile_dir, kind_name(kind),
@@ -690,9 +727,9 @@ static void write_kind(struct profiler *p, int kind, const struct entry *e, size
 	for (size_t i = 0; i < iv.naggs; i++)
 		total += kind == SONDE_PROF_CPU ? iv.aggs[i].value : iv.aggs[i].value / 1000000;
 	if (!err)
-		fprintf(stderr, "sonde: profile: %s %" PRIu64 " %s in %zu stacks -> %s\n",
+		fprintf(stderr, "sonde: profile: %s %" PRIu64 " %s in %zu stacks -> %s (%.0f ms)\n",
 			kind_name(kind), total, kind == SONDE_PROF_CPU ? "samples" : "ms blocked",
-			iv.naggs, pb);
+			iv.naggs, pb, (mono_ns() - t0) / 1e6);
 	interval_free(&iv);
 }
 
@@ -710,8 +747,6 @@ static void flush(struct profiler *p)
 	/* a program that read the old epoch just before may still be adding to
 	 * the closed maps: they run for microseconds */
 	usleep(2000);
-	/* catch processes noticed up to now, so their maps are read */
-	ring_buffer__consume(p->rb);
 	if (read_counts(counts, &e, &n))
 		fprintf(stderr, "sonde: out of memory reading the profile counts\n");
 	if (p->o->profile)
@@ -722,7 +757,9 @@ static void flush(struct profiler *p)
 	/* the closed counts, and the stack slot nothing can name any more */
 	clear_map(counts, sizeof(struct sonde_prof_key));
 	clear_map(stack_fd(p, (closed + 2) % SONDE_PROF_STACK_SLOTS), sizeof(uint64_t));
+	pthread_mutex_lock(&p->lock);
 	sym_interval_end(p->sym);
+	pthread_mutex_unlock(&p->lock);
 	if (p->sink->out)
 		fflush(p->sink->out);
 	p->intervals++;
@@ -730,14 +767,6 @@ static void flush(struct profiler *p)
 	p->win_mono = end_mono;
 	p->win_real = end_real;
 	p->next_flush = end_mono + (uint64_t)(p->o->profile_interval_s * 1e9);
-}
-
-void profiler_poll(struct profiler *p)
-{
-	if (!p || !p->rb)
-		return;
-	ring_buffer__consume(p->rb);
-	sym_poll(p->sym);
 }
 
 void profiler_tick(struct profiler *p, uint64_t now)
@@ -788,7 +817,9 @@ static size_t all_stats(struct profiler *p, const char **names, uint64_t *vals)
 
 	read_prof_stats(p, vals);
 	memcpy(names, prof_stat_names, sizeof(prof_stat_names));
+	pthread_mutex_lock(&p->lock);
 	sym_get_stats(p->sym, &ss);
+	pthread_mutex_unlock(&p->lock);
 #define ADD(nm, v) (names[n] = (nm), vals[n++] = (v))
 	ADD("stacks_missing", p->stacks_missing);
 	ADD("frames", ss.frames);
@@ -849,15 +880,20 @@ void profiler_free(struct profiler *p)
 {
 	if (!p)
 		return;
+	if (p->noter_running) {
+		p->noter_stop = true;
+		pthread_join(p->noter, NULL);
+	}
 	for (int c = 0; p->pe_fd && c < p->ncpus; c++)
 		if (p->pe_fd[c] >= 0)
 			detach_cpu(p, c);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		bpf_link__destroy(p->links[i]);
 	ring_buffer__free(p->rb);
 	profile_bpf__destroy(p->skel);
 	sym_free(p->sym);
 	free(p->pe_fd);
 	free(p->pe_link);
+	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

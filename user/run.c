@@ -701,7 +701,6 @@ int cmd_run(const struct run_opts *o)
 		}
 		if (n > 0)
 			prom_serve_one(prom_fd, metrics, write_health, &health);
-		profiler_poll(run_profiler);
 		now = mono_ns();
 		if (now >= next_sweep) {
 			live = 0;

@@ -154,8 +154,6 @@ struct bpf_object *profiler_object(struct profiler *p);
  * (a load error is -errno from libbpf, for report_load_failure). */
 int profiler_load(struct profiler *p);
 int profiler_attach(struct profiler *p);
-/* Every loop turn: new processes to read while they are alive. */
-void profiler_poll(struct profiler *p);
 /* Every second: CPU hotplug, and the interval's profile when it is due. */
 void profiler_tick(struct profiler *p, uint64_t now_mono_ns);
 /* At exit: the last, partial interval. */

@@ -275,10 +275,13 @@ SONDE_INLINE void l7m_text_copy(struct l7m_info *in, const __u8 *w, __u32 wlen, 
 		avail = SONDE_PATH_MAX - t;
 	if (avail < n)
 		in->flags |= SONDE_F_PATH_TRUNCATED;
-	in->seg_off[k & 1] = pos;
-	in->seg_len[k & 1] = avail;
-	in->seg_upper[k & 1] = upper;
 	in->nseg = k + 1;
+	/* the compiler knows k < 2 and would drop the mask the verifier needs */
+	H1_OPAQUE(k);
+	k &= 1;
+	in->seg_off[k] = pos;
+	in->seg_len[k] = avail;
+	in->seg_upper[k] = upper;
 	in->text_len = t + avail;
 }
 
@@ -642,84 +645,104 @@ SONDE_INLINE void l7m_info_reset(struct l7m_info *in)
 	in->sep = 0;
 }
 
+/* l7m_feed_one's answer when the step found nothing to report. */
+#define L7M_MORE (-1)
+
+/*
+ * One step of `proto` at the cursor: skip the rest of a long token, or fill
+ * the window and run the protocol's step function. Returns L7M_MORE to go
+ * on, L7M_EV_NONE when the run is done, or the event the step found (the
+ * caller handles it with l7m_handle_event).
+ */
+SONDE_INLINE int l7m_feed_one(void *ctx, struct l7m_conn *c, __u8 proto, __u8 dir,
+			      const __u8 *src, struct h1_cursor *cur, __u8 *win,
+			      struct l7m_info *in)
+{
+	struct l7m_stream *st = l7m_stream_for(c, dir);
+	int is_req = dir == c->req_dir;
+	__u32 wlen, n = 0, base = 0, cl;
+	__u64 avail, used;
+	int rc;
+
+	if (cur->off >= cur->len)
+		return L7M_EV_NONE;
+	avail = cur->len - cur->off;
+	if (st->skip) {
+		used = st->skip < avail ? st->skip : avail;
+		st->skip -= used;
+		cur->off += used;
+		return L7M_MORE;
+	}
+	if (st->lost) {
+		if (cur->off != 0 || cur->wpos) {
+			cur->off = cur->len;
+			return L7M_EV_NONE;
+		}
+		st->lost = 0; /* the step says whether a message starts here */
+	}
+	wlen = l7m_fill(st, src, cur, win, &n, &base);
+	if (!wlen) {
+		cur->off = cur->len;
+		return L7M_EV_NONE;
+	}
+	if (base > L7M_CARRY)
+		base = L7M_CARRY;
+	cl = wlen - n;
+	l7m_info_reset(in);
+	in->wbase = base;
+	rc = l7m_step_dispatch(proto, ctx, c, st, is_req, win + base, wlen, n == avail, in);
+	if (rc == L7M_NEED && n == avail && wlen <= L7M_CARRY) {
+		/* a token head cut by the end of the syscall */
+		l7m_carry_save(st, win + base, wlen);
+		cur->off = cur->len;
+		return L7M_EV_NONE;
+	}
+	if (rc != L7M_OK || in->consume == 0) {
+		l7m_lose(ctx, st);
+		cur->off = cur->len;
+		return L7M_EV_NONE;
+	}
+	used = in->consume;
+	if (used < cl) {
+		l7m_carry_shift(st, used);
+	} else {
+		st->carry_len = 0;
+		used -= cl;
+		if (used > avail) {
+			st->skip = used - avail;
+			used = avail;
+		}
+		cur->off += used;
+	}
+	/* mark that later refills of this run are not syscall starts */
+	cur->wpos = 1;
+	if (in->ev != L7M_EV_NONE)
+		return in->ev;
+	if (c->acc.detail_pending)
+		return L7M_EV_DETAIL;
+	l7m_count_bytes(c, st, in->consume);
+	return L7M_MORE;
+}
+
 /*
  * Run up to L7M_STEPS steps of `proto` over the current run of bytes.
  * Returns the first event a step found (the caller handles it with
  * l7m_handle_event, outside any loop, then calls again), or L7M_EV_NONE when
  * the run is done (cur->off == cur->len) or the step budget is used.
- * run_start: the cursor is at the first byte of a syscall, where a stream
- * that lost framing may pick it up again.
+ * (The BPF programs call one step at a time through a global function, see
+ * socket_trace.bpf.c; this loop is the native driver's.)
  */
 SONDE_INLINE int l7m_feed_steps(void *ctx, struct l7m_conn *c, __u8 proto, __u8 dir,
 				const __u8 *src, struct h1_cursor *cur, __u8 *win,
 				struct l7m_info *in)
 {
-	struct l7m_stream *st = l7m_stream_for(c, dir);
-	int is_req = dir == c->req_dir;
 	__u32 i;
 
 	for (i = 0; i < L7M_STEPS; i++) {
-		__u32 wlen, n = 0, base = 0, cl;
-		__u64 avail, used;
-		int rc;
+		int r = l7m_feed_one(ctx, c, proto, dir, src, cur, win, in);
 
-		H1_BARRIER();
-		if (cur->off >= cur->len)
-			return L7M_EV_NONE;
-		avail = cur->len - cur->off;
-		if (st->skip) {
-			used = st->skip < avail ? st->skip : avail;
-			st->skip -= used;
-			cur->off += used;
-			continue;
-		}
-		if (st->lost) {
-			if (cur->off != 0 || cur->wpos) {
-				cur->off = cur->len;
-				return L7M_EV_NONE;
-			}
-			st->lost = 0; /* the step says whether a message starts here */
-		}
-		wlen = l7m_fill(st, src, cur, win, &n, &base);
-		if (!wlen) {
-			cur->off = cur->len;
-			return L7M_EV_NONE;
-		}
-		cl = wlen - n;
-		l7m_info_reset(in);
-		in->wbase = base;
-		rc = l7m_step_dispatch(proto, ctx, c, st, is_req, win + (base > L7M_CARRY ? L7M_CARRY : base), wlen,
-			      n == avail, in);
-		if (rc == L7M_NEED && n == avail && wlen <= L7M_CARRY) {
-			/* a token head cut by the end of the syscall */
-			l7m_carry_save(st, win + (base > L7M_CARRY ? L7M_CARRY : base), wlen);
-			cur->off = cur->len;
-			return L7M_EV_NONE;
-		}
-		if (rc != L7M_OK || in->consume == 0) {
-			l7m_lose(ctx, st);
-			cur->off = cur->len;
-			return L7M_EV_NONE;
-		}
-		used = in->consume;
-		if (used < cl) {
-			l7m_carry_shift(st, used);
-		} else {
-			st->carry_len = 0;
-			used -= cl;
-			if (used > avail) {
-				st->skip = used - avail;
-				used = avail;
-			}
-			cur->off += used;
-		}
-		/* mark that later refills of this run are not syscall starts */
-		cur->wpos = 1;
-		if (in->ev != L7M_EV_NONE)
-			return in->ev;
-		if (c->acc.detail_pending)
-			return L7M_EV_DETAIL;
-		l7m_count_bytes(c, st, in->consume);
+		if (r != L7M_MORE)
+			return r;
 	}
 	return L7M_EV_NONE;
 }

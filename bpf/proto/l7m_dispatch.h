@@ -11,6 +11,9 @@
 #include "proto/redis.h"
 #include "proto/pgsql.h"
 #include "proto/mysql.h"
+#include "proto/memcached.h"
+#include "proto/mqtt.h"
+#include "proto/mongo.h"
 
 SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 				   struct l7m_stream *st, int is_req, const __u8 *w, __u32 wlen,
@@ -18,15 +21,17 @@ SONDE_INLINE int l7m_step_dispatch(__u8 proto, void *ctx, struct l7m_conn *c,
 {
 	switch (proto) {
 	case SONDE_PROTO_REDIS:
-#ifdef L7M_TRIVIAL
-		{ __u32 pos = 1; __s64 v = 0; int r = l7m_parse_line_int(w, wlen, &pos, &v);
-		  in->consume = r ? 1 : pos + v; (void)redis_step; return L7M_OK; }
-#endif
 		return redis_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_PGSQL:
 		return pgsql_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	case SONDE_PROTO_MYSQL:
 		return mysql_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MEMCACHED:
+		return memcached_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MQTT:
+		return mqtt_step(ctx, c, st, is_req, w, wlen, at_end, in);
+	case SONDE_PROTO_MONGO:
+		return mongo_step(ctx, c, st, is_req, w, wlen, at_end, in);
 	}
 	return L7M_LOST;
 }
@@ -57,6 +62,28 @@ SONDE_INLINE __u8 l7m_infer(const __u8 *w, __u32 n, int *kind)
 		*kind = k;
 		return SONDE_PROTO_MYSQL;
 	}
+#ifdef L7M_INFER_PENDING
+	/* memcached and MongoDB: parsers tested natively, their steps and
+	 * inference not yet within the verifier's budget (branchy scans):
+	 * not inferred in the kernel until they are (docs/PROTOCOLS.md) */
+	k = memcached_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MEMCACHED;
+	}
+#endif
+	k = mqtt_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MQTT;
+	}
+#ifdef L7M_INFER_PENDING
+	k = mongo_infer(w, n);
+	if (k) {
+		*kind = k;
+		return SONDE_PROTO_MONGO;
+	}
+#endif
 	return SONDE_PROTO_UNKNOWN;
 }
 
