@@ -12,6 +12,9 @@ test_pkgs=(nginx-light redis-server dnsmasq-base bind9-dnsutils curl python3 lib
 test_pkgs+=(ethtool nftables)
 # the profiler tier: Go's own pprof reads sonde's profiles; binutils for nm
 test_pkgs+=(golang-go binutils)
+# SQL e2e (tests/e2e/test_sql.py): the servers, their CLIs, and the client
+# libraries the extended-protocol / prepared-statement peers link against
+test_pkgs+=(postgresql postgresql-client mariadb-server mariadb-client libpq-dev libmariadb-dev)
 
 want=()
 case "${1:-all}" in

@@ -78,6 +78,21 @@ $(FUZZ_DIR)/fuzz_http1_small: tests/fuzz/fuzz_http1.c
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_CFLAGS) -DH1_WINDOW=16 -DH1_STEPS=5 -MMD -MP -MF $@.d -MT $@ $< -o $@
 
+# Message-engine SQL parsers (PostgreSQL, MySQL): one target, seeded from
+# tests/unit/captures/{pgsql,mysql} by mkcorpus_sql.py into seeds/fuzz_sql
+FUZZ_TARGETS += fuzz_sql
+FUZZ_BINS    += $(FUZZ_DIR)/fuzz_sql
+FUZZ_EXTRA_SEEDS += $(FUZZ_DIR)/seeds/fuzz_sql/.stamp
+
+$(FUZZ_DIR)/fuzz_sql: tests/fuzz/fuzz_sql.c
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -MF $@.d -MT $@ $< -o $@
+
+$(FUZZ_DIR)/seeds/fuzz_sql/.stamp: tests/fuzz/mkcorpus_sql.py $(wildcard $(UNIT_CAPTURES)/pgsql/* $(UNIT_CAPTURES)/mysql/*)
+	@rm -rf $(@D) && mkdir -p $(@D)
+	python3 tests/fuzz/mkcorpus_sql.py $(UNIT_CAPTURES) $(@D)
+	@touch $@
+
 $(FUZZ_DIR)/mkcorpus: tests/fuzz/mkcorpus.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -MF $@.d -MT $@ $< -o $@
@@ -91,16 +106,18 @@ $(FUZZ_SEEDS)/.stamp: $(FUZZ_DIR)/mkcorpus $(wildcard $(UNIT_CAPTURES)/*)
 # Each target: replay the seeds and the checked-in regressions once, then fuzz
 # for FUZZ_SECONDS; the targets run side by side. A target passes when both
 # runs exit 0. Logs: $(FUZZ_DIR)/<target>.log, crashes: $(FUZZ_DIR)/artifacts/.
-test-fuzz: $(FUZZ_BINS) $(FUZZ_SEEDS)/.stamp
+test-fuzz: $(FUZZ_BINS) $(FUZZ_SEEDS)/.stamp $(FUZZ_EXTRA_SEEDS)
 	@mkdir -p $(FUZZ_DIR)/artifacts
 	@pass=0; fail=0; pids=""; \
 	for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_DIR)/corpus/$$t; \
-		( $(FUZZ_DIR)/$$t -runs=0 $(FUZZ_SEEDS) tests/fuzz/regress && \
+		seeds=$(FUZZ_SEEDS); dict=-dict=tests/fuzz/http1.dict; \
+		if [ -d $(FUZZ_DIR)/seeds/$$t ]; then seeds=$(FUZZ_DIR)/seeds/$$t; dict=; fi; \
+		( $(FUZZ_DIR)/$$t -runs=0 $$seeds tests/fuzz/regress && \
 		  $(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-			-max_len=16384 -dict=tests/fuzz/http1.dict -print_final_stats=1 \
+			-max_len=16384 $$dict -print_final_stats=1 \
 			-artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
-			$(FUZZ_DIR)/corpus/$$t $(FUZZ_SEEDS) ) > $(FUZZ_DIR)/$$t.log 2>&1 & \
+			$(FUZZ_DIR)/corpus/$$t $$seeds ) > $(FUZZ_DIR)/$$t.log 2>&1 & \
 		pids="$$pids $$!:$$t"; \
 	done; \
 	for p in $$pids; do \
