@@ -20,6 +20,8 @@
 /* Requests a connection may have outstanding (pipelined) before the extra
  * ones are counted in stat pipeline_overflow instead of paired. */
 #define SONDE_PIPELINE_DEPTH 4
+/* Most --proto-port hints (port -> protocol, tried before inference). */
+#define SONDE_MAX_PROTO_PORTS 8
 /* Most ports --port accepts (kept in rodata, compared once per connection). */
 #define SONDE_MAX_PORT_FILTERS 8
 

@@ -54,6 +54,12 @@ const volatile __u16 filter_ports[SONDE_MAX_PORT_FILTERS] = {}; /* --port */
 const volatile __u32 log_mode = 0;        /* enum sonde_log_mode (--logs) */
 const volatile __u32 log_sample_n = 1;    /* --logs sampled:N */
 const volatile __u32 max_series_per_proc = 0; /* --max-series-per-process; 0 = none */
+/* --protocols: bit (1 << enum sonde_proto) set for each protocol inferred */
+const volatile __u32 enabled_protos = ~0u;
+/* --proto-port: connections on these ports are only tried as that protocol */
+const volatile __u32 n_proto_ports = 0;
+const volatile __u16 proto_port_port[SONDE_MAX_PROTO_PORTS] = {};
+const volatile __u8 proto_port_proto[SONDE_MAX_PROTO_PORTS] = {};
 
 enum sonde_log_mode { LOG_ALL = 0, LOG_ERRORS = 1, LOG_SAMPLED = 2, LOG_NONE = 3 };
 
@@ -677,6 +683,53 @@ SONDE_INLINE void conn_bind_l7m(struct sonde_conn *c, __u8 proto, int kind, __u8
 		c->m.req_dir = dir == H1_DIR_SEND ? H1_DIR_RECV : H1_DIR_SEND;
 }
 
+/* The protocol a --proto-port hint gives the connection's ports, or UNKNOWN. */
+SONDE_INLINE __u8 conn_port_hint(const struct sonde_conn *c)
+{
+	__u32 i;
+
+	for (i = 0; i < SONDE_MAX_PROTO_PORTS; i++) {
+		if (i >= n_proto_ports)
+			break;
+		if (proto_port_port[i] == c->lport || proto_port_port[i] == c->rport)
+			return proto_port_proto[i];
+	}
+	return SONDE_PROTO_UNKNOWN;
+}
+
+SONDE_INLINE int proto_enabled(__u8 proto)
+{
+	return proto < 32 && (enabled_protos >> proto) & 1;
+}
+
+/*
+ * Which protocol do a new connection's first bytes speak? A --proto-port
+ * hint limits the choice to one; --protocols leaves some out. Returns the
+ * protocol (UNKNOWN if none) and *kind (H1_INFER_REQUEST or _RESPONSE).
+ */
+SONDE_INLINE __u8 infer_conn(struct sonde_conn *c, const __u8 *b, __u32 n, __u32 run_len,
+			     int *kind)
+{
+	__u8 hint = n_proto_ports ? conn_port_hint(c) : SONDE_PROTO_UNKNOWN;
+	__u8 proto;
+
+	if (hint != SONDE_PROTO_UNKNOWN) {
+		if (hint == SONDE_PROTO_HTTP1)
+			*kind = c->dgram ? H1_INFER_NONE : h1_infer(b, n < 8 ? n : 8);
+		else
+			*kind = l7m_infer_one(hint, b, n, c->dgram, run_len);
+		return *kind != H1_INFER_NONE && proto_enabled(hint) ? hint : SONDE_PROTO_UNKNOWN;
+	}
+	if (c->dgram) {
+		/* datagrams: only the datagram protocols, the whole datagram's length known */
+		proto = l7m_infer_dgram(b, n, run_len, kind);
+	} else {
+		*kind = h1_infer(b, n < 8 ? n : 8);
+		proto = *kind != H1_INFER_NONE ? SONDE_PROTO_HTTP1 : l7m_infer(b, n, kind);
+	}
+	return proto_enabled(proto) ? proto : SONDE_PROTO_UNKNOWN;
+}
+
 /*
  * First bytes of a run: infer the protocol of a new connection, give a stream
  * that lost framing a fresh start. Returns 0 when the run is not HTTP/1 (the
@@ -694,30 +747,21 @@ SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
 		return 0;
 	w->cur.wlen = n;
 	w->cur.wpos = 0;
-	if (c->proto == SONDE_PROTO_UNKNOWN && c->dgram) {
-		/* datagrams: only the datagram protocols, the whole datagram's length known */
-		proto = l7m_infer_dgram(w->win, n, (__u32)w->cur.len, &kind);
-		if (proto != SONDE_PROTO_UNKNOWN) {
-			conn_bind_l7m(c, proto, kind, w->dir);
-			return 0;
-		}
-		if (++c->infer_tries >= INFER_MAX_TRIES)
-			c->proto = SONDE_PROTO_NONE;
-		return 0;
-	}
 	if (c->proto == SONDE_PROTO_UNKNOWN) {
-		if (h1_bind(&c->h1, w->dir, w->win, n < 8 ? n : 8)) {
-			c->proto = SONDE_PROTO_HTTP1;
-		} else {
-			proto = l7m_infer(w->win, n, &kind);
-			if (proto != SONDE_PROTO_UNKNOWN) {
-				conn_bind_l7m(c, proto, kind, w->dir);
-				return 0;
-			}
+		proto = infer_conn(c, w->win, n, (__u32)w->cur.len, &kind);
+		if (proto == SONDE_PROTO_UNKNOWN) {
 			if (++c->infer_tries >= INFER_MAX_TRIES)
 				c->proto = SONDE_PROTO_NONE;
 			return 0;
 		}
+		if (proto != SONDE_PROTO_HTTP1) {
+			conn_bind_l7m(c, proto, kind, w->dir);
+			return 0;
+		}
+		/* HTTP/1: the byte machine binds the request direction itself */
+		if (!h1_bind(&c->h1, w->dir, w->win, n < 8 ? n : 8))
+			return 0;
+		c->proto = SONDE_PROTO_HTTP1;
 	}
 	if (c->proto != SONDE_PROTO_HTTP1)
 		return 0;

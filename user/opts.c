@@ -11,7 +11,8 @@ enum {
 	OPT_DURATION = 256, OPT_JSON, OPT_QUIET, OPT_OUTPUT, OPT_PID, OPT_PORT, OPT_PIN,
 	OPT_FORCE_PERFBUF, OPT_BTF, OPT_NO_SYS_BTF, OPT_TIMEOUT, OPT_RING_SIZE, OPT_MAX_CONNS,
 	OPT_VERIFIER_STATS, OPT_VERIFIER_LOG, OPT_LOGS, OPT_METRICS_LISTEN, OPT_ROUTE_NORMALIZE,
-	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP, OPT_MAX_SERIES_PROC,
+	OPT_MAX_SERIES, OPT_METRIC_IDLE, OPT_HELP, OPT_MAX_SERIES_PROC, OPT_PROTOCOLS,
+	OPT_PROTO_PORT,
 	OPT_FLOWS, OPT_FLOW_IF, OPT_FLOW_MIRROR, OPT_FLOW_MAX, OPT_FLOW_METERS, OPT_FLOW_TIMEOUTS,
 	OPT_FLOW_NO_TC,
 	OPT_PROFILE, OPT_PROFILE_HZ, OPT_PROFILE_INTERVAL, OPT_OFFCPU, OPT_OFFCPU_MIN_US,
@@ -39,6 +40,8 @@ static const struct option run_options[] = {
 	{ "route-normalize", required_argument, NULL, OPT_ROUTE_NORMALIZE },
 	{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
 	{ "max-series-per-process", required_argument, NULL, OPT_MAX_SERIES_PROC },
+	{ "protocols", required_argument, NULL, OPT_PROTOCOLS },
+	{ "proto-port", required_argument, NULL, OPT_PROTO_PORT },
 	{ "metric-idle", required_argument, NULL, OPT_METRIC_IDLE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "flows", no_argument, NULL, OPT_FLOWS },
@@ -85,6 +88,10 @@ static void run_usage(FILE *f)
 	      "  --route-normalize on|off  numeric and uuid path segments to :num/:id in\n"
 	      "                       metric routes (default on)\n"
 	      "  --max-series N       metric series the kernel keeps (default 16384)\n"
+	      "  --protocols LIST     protocols to recognise, e.g. http,redis,dns (default all:\n"
+	      "                       http redis pgsql mysql memcached dns mqtt kafka mongodb http2)\n"
+	      "  --proto-port P=PORT[,P=PORT...]  connections on PORT are only tried as P\n"
+	      "                       (e.g. dns=5353,redis=6380; at most 8)\n"
 	      "  --max-series-per-process N  series one process may have before its own\n"
 	      "                       overflow series takes the rest (default 2048, 0 = no limit)\n"
 	      "  --metric-idle SECONDS  forget series idle this long (default 600)\n"
@@ -167,6 +174,81 @@ static int parse_logs(const char *s, struct run_opts *o)
 	return 0;
 }
 
+/* A protocol's name ("http", "redis" ...) to its enum sonde_proto; 0 if unknown. */
+static int proto_by_name(const char *name, size_t len)
+{
+	for (int p = 1; p < SONDE_PROTO__COUNT; p++) {
+		const char *n = proto_name(p);
+
+		if (n[0] && strlen(n) == len && !strncmp(n, name, len))
+			return p;
+	}
+	return 0;
+}
+
+/* --protocols http,redis,...: only these are recognised. */
+static int parse_protocols(const char *arg, struct run_opts *o)
+{
+	const char *p = arg;
+
+	if (!strcmp(arg, "all")) {
+		o->enabled_protos = ~0u;
+		return 0;
+	}
+	o->enabled_protos = 0;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		int id = proto_by_name(p, len);
+
+		if (!id) {
+			fprintf(stderr, "sonde: --protocols: unknown protocol '%.*s' (known: http redis "
+					"pgsql mysql memcached dns mqtt kafka mongodb http2)\n",
+				(int)len, p);
+			return -1;
+		}
+		o->enabled_protos |= 1u << id;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
+/* --proto-port dns=5353,redis=6380 */
+static int parse_proto_ports(const char *arg, struct run_opts *o)
+{
+	const char *p = arg;
+
+	while (*p) {
+		size_t len = strcspn(p, ","), nlen = strcspn(p, "=");
+		char *end;
+		long port;
+		int id;
+
+		if (nlen >= len) {
+			fprintf(stderr, "sonde: --proto-port wants PROTOCOL=PORT, got '%.*s'\n",
+				(int)len, p);
+			return -1;
+		}
+		id = proto_by_name(p, nlen);
+		port = strtol(p + nlen + 1, &end, 10);
+		if (!id || end != p + len || port < 1 || port > 65535) {
+			fprintf(stderr, "sonde: --proto-port: '%.*s' is not PROTOCOL=PORT with a known "
+					"protocol and a port 1-65535\n",
+				(int)len, p);
+			return -1;
+		}
+		if (o->n_proto_ports >= SONDE_MAX_PROTO_PORTS) {
+			fprintf(stderr, "sonde: --proto-port: at most %d hints\n",
+				SONDE_MAX_PROTO_PORTS);
+			return -1;
+		}
+		o->proto_port_port[o->n_proto_ports] = port;
+		o->proto_port_proto[o->n_proto_ports] = id;
+		o->n_proto_ports++;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
 int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
 	double v;
@@ -181,6 +263,7 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 	o->metrics_listen = "127.0.0.1:9433";
 	o->max_series = 16384;
 	o->max_series_per_proc = 2048;
+	o->enabled_protos = ~0u;
 	o->metric_idle_s = 600;
 	o->flow_max = 65536;
 	o->flow_meters = true;
@@ -252,6 +335,14 @@ int parse_run_opts(int argc, char **argv, struct run_opts *o)
 			if (parse_number("max-series", optarg, 16, 1 << 20, &v))
 				return -1;
 			o->max_series = (uint32_t)v;
+			break;
+		case OPT_PROTOCOLS:
+			if (parse_protocols(optarg, o))
+				return -1;
+			break;
+		case OPT_PROTO_PORT:
+			if (parse_proto_ports(optarg, o))
+				return -1;
 			break;
 		case OPT_MAX_SERIES_PROC:
 			if (parse_number("max-series-per-process", optarg, 0, 1 << 20, &v))

@@ -240,6 +240,12 @@ static void configure(struct socket_trace_bpf *skel, const struct run_opts *o, b
 	skel->rodata->route_normalise = !o->route_raw;
 	bpf_map__set_max_entries(skel->maps.red, o->max_series);
 	skel->rodata->max_series_per_proc = o->max_series_per_proc;
+	skel->rodata->enabled_protos = o->enabled_protos;
+	skel->rodata->n_proto_ports = o->n_proto_ports;
+	for (uint32_t i = 0; i < o->n_proto_ports; i++) {
+		skel->rodata->proto_port_port[i] = o->proto_port_port[i];
+		skel->rodata->proto_port_proto[i] = o->proto_port_proto[i];
+	}
 	skel->rodata->ringbuf_wakeup_bytes = o->ring_bytes / 8;
 	bpf_map__set_max_entries(skel->maps.conns, o->max_conns);
 	if (ringbuf) {

@@ -35,6 +35,10 @@ struct run_opts {
 	bool route_raw;             /* --route-normalize=off */
 	uint32_t max_series;        /* metric series in the kernel map */
 	uint32_t max_series_per_proc; /* series one process may have; 0 = no limit */
+	uint32_t enabled_protos;    /* --protocols: bit per enum sonde_proto */
+	uint32_t n_proto_ports;     /* --proto-port hints */
+	uint16_t proto_port_port[SONDE_MAX_PROTO_PORTS];
+	uint8_t proto_port_proto[SONDE_MAX_PROTO_PORTS];
 	uint32_t metric_idle_s;     /* drop series idle this long */
 	bool top;                   /* sonde top: a live table instead of records */
 	/* flows (issue 5, user/flow.c); off unless one of the first three is given */

@@ -110,4 +110,28 @@ SONDE_INLINE __u8 l7m_infer_dgram(const __u8 *w, __u32 n, __u32 dgram_len, int *
 	return SONDE_PROTO_UNKNOWN;
 }
 
+/*
+ * Inference of one protocol only (a --proto-port hint names it): the same
+ * tests as l7m_infer / l7m_infer_dgram. Returns H1_INFER_* (NONE if the
+ * bytes are not that protocol's).
+ */
+SONDE_INLINE int l7m_infer_one(__u8 proto, const __u8 *w, __u32 n, int dgram, __u32 dgram_len)
+{
+	if (dgram)
+		return proto == SONDE_PROTO_DNS ? dns_infer_dgram(w, n, dgram_len) : H1_INFER_NONE;
+	switch (proto) {
+	case SONDE_PROTO_REDIS:
+		return redis_infer(w, n);
+	case SONDE_PROTO_PGSQL:
+		return pgsql_infer(w, n);
+	case SONDE_PROTO_MYSQL:
+		return mysql_infer(w, n);
+	case SONDE_PROTO_MQTT:
+		return mqtt_infer(w, n);
+	case SONDE_PROTO_DNS:
+		return dns_infer_stream(w, n);
+	}
+	return H1_INFER_NONE;
+}
+
 #endif /* SONDE_PROTO_L7M_DISPATCH_H */

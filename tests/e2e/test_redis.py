@@ -75,6 +75,33 @@ def records_for(l7, role, comm=None):
             and (comm is None or r["comm"] == comm)]
 
 
+def option_results(binary):
+    """--protocols leaves a protocol out; --proto-port limits a port to one."""
+    out = []
+    cases = (("redis_protocols_off", ["--protocols", "http,dns"], 0),
+             ("redis_proto_port_other", ["--proto-port", f"pgsql={PORT}"], 0),
+             ("redis_proto_port_same", ["--proto-port", f"redis={PORT}", "--protocols", "redis"], 2))
+    for name, opts, want in cases:
+        with tempfile.TemporaryDirectory(prefix="sonde-e2e-redis-opt-") as wd:
+            os.chmod(wd, 0o755)
+            server, _ = start_redis(wd)
+            try:
+                sonde = Sonde(binary, wd, ["--port", str(PORT), *opts])
+                cli("SET", "opt", "1")
+                l7 = sonde.stop()
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+        got = [r for r in l7 if r["dport"] == PORT]
+        try:
+            check(len(got) == want and all(r["proto"] == "redis" for r in got),
+                  f"{opts}: {len(got)} records {[r['proto'] for r in got]}, want {want} redis")
+            out.append((name, None))
+        except Failure as e:
+            out.append((name, str(e)))
+    return out
+
+
 def run(binary, only):
     if only and "redis" not in only:
         return []
@@ -168,6 +195,7 @@ def run(binary, only):
         check(sum(m["requests"] for m in ser) == 2 and sum(m["errors"] for m in ser) == 1,
               f"INCR series {ser}")
 
+    results += option_results(binary)
     for name, fn in (("redis_commands", commands), ("redis_unix_socket", unix_socket),
                      ("redis_pipelined", pipelined), ("redis_pubsub", pubsub),
                      ("redis_metrics", metrics)):

@@ -39,7 +39,7 @@ $(UNIT_BIN): $(UNIT_DIR)/test_http1.o $(UNIT_DIR)/test_http1_small.o
 
 # Message-engine parsers: one native test binary each (tests/unit/test_X.c on
 # l7m_driver.h); each prints "unit-X: N passed, M failed".
-UNIT_L7M_TESTS := test_redis test_pgsql test_mysql test_memcached test_mqtt test_mongo test_dns
+UNIT_L7M_TESTS := test_redis test_pgsql test_mysql test_memcached test_mqtt test_mongo test_dns test_infer
 UNIT_L7M_BINS  := $(addprefix $(UNIT_DIR)/,$(UNIT_L7M_TESTS))
 
 $(UNIT_L7M_BINS): $(UNIT_DIR)/%: tests/unit/%.c
