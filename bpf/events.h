@@ -188,6 +188,7 @@ struct sonde_stats {
 				    * (SQL: dropped when a later response resyncs) */
 	__u64 metric_proc_overflow; /* transactions counted in a process's overflow series
 				     * (--max-series-per-process reached) */
+	__u64 inflight_replaced;   /* syscalls not parsed: another thread took their slot */
 };
 
 /* ======================================================================

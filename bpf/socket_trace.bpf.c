@@ -73,10 +73,11 @@ struct sonde_inflight {
 	__u64 cnt;     /* iovec count for IO_IOV */
 	__u64 ts;      /* enter time */
 	__u64 name;    /* sendto/recvfrom peer address (user memory), or 0 */
+	__u32 tid;     /* the thread in the syscall (slots are shared by tid modulo) */
 	__u8 kind;     /* enum io_kind */
 	__u8 dir;      /* enum h1_dir */
 	__u8 dgram;    /* a datagram socket */
-	__u8 _pad[5];
+	__u8 _pad;
 };
 
 /*
@@ -93,14 +94,20 @@ struct {
 } conns SEC(".maps");
 
 /*
- * inflight: LRU hash, key = pid_tgid of the calling thread, value = struct
- * sonde_inflight. Written by a data syscall's enter probe, read and deleted by
- * its exit probe; LRU bounds entries of threads that never returned.
+ * inflight: array of INFLIGHT_SLOTS, key = thread id modulo INFLIGHT_SLOTS,
+ * value = struct sonde_inflight. Written by a data syscall's enter probe,
+ * taken (ts set to 0) by its exit probe. An array, not a hash: a write and a
+ * read of a slot cost far less than a hash insert and delete on every socket
+ * syscall (docs/PERFORMANCE.md). Two threads whose ids are equal modulo
+ * INFLIGHT_SLOTS and in a syscall at the same time share a slot: the later
+ * one wins and the stat inflight_replaced counts it (the earlier syscall is
+ * not parsed); the tid in the slot keeps a thread from taking another's.
  */
+#define INFLIGHT_SLOTS 65536
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, INFLIGHT_SLOTS);
+	__type(key, __u32);
 	__type(value, struct sonde_inflight);
 } inflight SEC(".maps");
 
@@ -996,9 +1003,10 @@ SONDE_INLINE int traced_process(__u64 pid_tgid)
 SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir, __u64 name)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_inflight a = {};
+	struct sonde_inflight a = {}, *ap;
 	struct sonde_conn *c;
 	struct socket *sock;
+	__u32 slot;
 	struct sock *sk;
 	__u64 key;
 
@@ -1031,7 +1039,14 @@ SONDE_INLINE int data_enter(__u64 fd, __u64 ptr, __u64 cnt, __u8 kind, __u8 dir,
 	a.kind = kind;
 	a.dir = dir;
 	a.name = name;
-	bpf_map_update_elem(&inflight, &id, &a, BPF_ANY);
+	a.tid = (__u32)id;
+	slot = (__u32)id & (INFLIGHT_SLOTS - 1);
+	ap = bpf_map_lookup_elem(&inflight, &slot);
+	if (!ap)
+		return 0;
+	if (ap->ts && ap->tid != a.tid)
+		sonde_stat_add(NULL, H1_STAT(inflight_replaced));
+	*ap = a;
 	return 0;
 }
 
@@ -1062,17 +1077,18 @@ SONDE_INLINE int dgram_peer(struct sonde_conn *c, __u64 name)
 SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_inflight *ap = bpf_map_lookup_elem(&inflight, &id);
+	__u32 slot = (__u32)id & (INFLIGHT_SLOTS - 1);
+	struct sonde_inflight *ap = bpf_map_lookup_elem(&inflight, &slot);
 	struct sonde_inflight a;
 	struct feed_work *w;
 	struct sonde_conn *c;
 	__u32 zero = 0;
 	__u64 now;
 
-	if (!ap)
+	if (!ap || !ap->ts || ap->tid != (__u32)id)
 		return 0;
 	a = *ap;
-	bpf_map_delete_elem(&inflight, &id);
+	ap->ts = 0;
 	if (ret < 0)
 		return 0;
 	c = conn_lookup_or_create(a.sk, SONDE_HINT_NONE);

@@ -525,7 +525,7 @@ static const char *const stat_names[] = {
 	"syscalls_traced", "events_sent", "events_dropped", "conns_created", "conns_closed",
 	"parse_lost", "parse_budget", "pipeline_overflow", "unpaired_responses",
 	"iov_truncated", "closed_pending", "metric_overflow", "logs_suppressed",
-	"requests_abandoned", "metric_proc_overflow",
+	"requests_abandoned", "metric_proc_overflow", "inflight_replaced",
 };
 
 _Static_assert(sizeof(stat_names) / sizeof(stat_names[0]) ==
