@@ -622,6 +622,9 @@ SONDE_INLINE __u32 l7m_fill(struct l7m_stream *st, const __u8 *src, struct h1_cu
 
 	if (cl > L7M_CARRY)
 		cl = L7M_CARRY;
+	/* a mask the 5.10/6.1 verifiers can see (clang drops it otherwise) */
+	H1_OPAQUE(n);
+	n &= L7M_BUF - 1;
 	if (n == 0 || n > L7M_WIN)
 		return 0;
 	if (sonde_read_user(win + L7M_CARRY, n, src + cur->off))
