@@ -78,6 +78,16 @@ static void sonde_h1_emit(void *ctx, struct h1_conn *c, struct h1_slot *s, __u16
 
 #include "proto/l7m_dispatch.h"
 
+/* The pair of protocols this build fuzzes (byte 0, bit 0); the second may be
+ * a datagram protocol (every syscall a whole message). Default: the SQL pair. */
+#ifndef FUZZ_PROTO_A
+#define FUZZ_PROTO_A SONDE_PROTO_PGSQL
+#define FUZZ_PROTO_B SONDE_PROTO_MYSQL
+#endif
+#ifndef FUZZ_DGRAM_B
+#define FUZZ_DGRAM_B 0
+#endif
+
 static void sonde_l7m_emit(void *ctx, struct l7m_conn *c, struct l7m_slot *s, struct l7m_acc *a,
 			   __u64 ts_end, __u8 flags)
 {
@@ -105,6 +115,7 @@ static void conn_reset(__u8 proto, __u8 dir)
 {
 	memset(&conn, 0, sizeof(conn));
 	conn.proto = proto;
+	conn.dgram = FUZZ_DGRAM_B && proto == FUZZ_PROTO_B;
 	conn.req_dir = dir;
 	req_dir = dir;
 	moved[0] = moved[1] = 0;
@@ -149,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	proto = data[0] & 1 ? SONDE_PROTO_MYSQL : SONDE_PROTO_PGSQL;
+	proto = data[0] & 1 ? FUZZ_PROTO_B : FUZZ_PROTO_A;
 	dir = data[0] & 2 ? H1_DIR_RECV : H1_DIR_SEND;
 	memset(stats, 0, sizeof(stats));
 	clock_ns = 1000;

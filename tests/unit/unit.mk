@@ -93,6 +93,22 @@ $(FUZZ_DIR)/seeds/fuzz_sql/.stamp: tests/fuzz/mkcorpus_sql.py $(wildcard $(UNIT_
 	python3 tests/fuzz/mkcorpus_sql.py $(UNIT_CAPTURES) $(@D)
 	@touch $@
 
+# The same target for Redis and DNS (DNS as datagrams), seeded from
+# tests/unit/captures/{redis,dns}
+FUZZ_TARGETS += fuzz_redis_dns
+FUZZ_BINS    += $(FUZZ_DIR)/fuzz_redis_dns
+FUZZ_EXTRA_SEEDS += $(FUZZ_DIR)/seeds/fuzz_redis_dns/.stamp
+
+$(FUZZ_DIR)/fuzz_redis_dns: tests/fuzz/fuzz_sql.c
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -DFUZZ_PROTO_A=SONDE_PROTO_REDIS -DFUZZ_PROTO_B=SONDE_PROTO_DNS \
+		-DFUZZ_DGRAM_B=1 -MMD -MP -MF $@.d -MT $@ $< -o $@
+
+$(FUZZ_DIR)/seeds/fuzz_redis_dns/.stamp: tests/fuzz/mkcorpus_sql.py $(wildcard $(UNIT_CAPTURES)/redis/* $(UNIT_CAPTURES)/dns/*)
+	@rm -rf $(@D) && mkdir -p $(@D)
+	python3 tests/fuzz/mkcorpus_sql.py $(UNIT_CAPTURES) $(@D) redis dns
+	@touch $@
+
 $(FUZZ_DIR)/mkcorpus: tests/fuzz/mkcorpus.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -MMD -MP -MF $@.d -MT $@ $< -o $@
