@@ -43,6 +43,7 @@ tier build "$MAKE" -j2 all
 tier unit "$MAKE" test-unit
 tier fuzz "$MAKE" test-fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 tier e2e "$MAKE" test-e2e
+tier asan "$MAKE" test-asan
 tier flows "$MAKE" test-flows
 tier profile "$MAKE" test-profile
 if [ "${SKIP_KERNELS:-0}" != 1 ]; then

@@ -315,8 +315,15 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 static void handle_perf_event(void *ctx, int cpu, void *data, __u32 size)
 {
+	/* a perf sample's raw data is only 4-byte aligned (it follows a u32
+	 * size): copy it before reading it as a struct with u64 fields */
+	struct sonde_l7_event e;
+
 	(void)cpu;
-	handle_event(ctx, data, size);
+	if (size < sizeof(e))
+		return;
+	memcpy(&e, data, sizeof(e));
+	handle_event(ctx, &e, sizeof(e));
 }
 
 static struct tracer *perf_owner;

@@ -734,6 +734,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sonde", required=True)
     ap.add_argument("--only", action="append")
+    ap.add_argument("--tier", default="e2e", help="name on the summary line")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("e2e: these tests attach BPF programs and need root: run them with sudo")
@@ -769,7 +770,7 @@ def main():
     passed = sum(1 for _, e in results if e is None)
     for name, err in results:
         print(f"{'PASS' if err is None else 'FAIL'} {name}" + ("" if err is None else f": {err}"))
-    print(f"e2e: {passed} passed, {len(results) - passed} failed")
+    print(f"{args.tier}: {passed} passed, {len(results) - passed} failed")
     return 0 if passed == len(results) else 1
 
 
