@@ -33,7 +33,13 @@ struct sonde_conn {
 	__u8 infer_tries; /* syscalls whose first bytes matched no protocol */
 	__u8 role_hint;   /* enum sonde_conn_hint */
 	__u8 dgram;       /* a datagram (UDP) socket */
-	__u8 _pad2[7];
+	__u8 infer_len;   /* bytes in infer_buf */
+	__u8 infer_dir;   /* the direction they came in */
+	__u8 _pad2[5];
+	/* the first bytes of a stream read a few at a time (a server reading a
+	 * header byte by byte) are gathered here until a protocol is recognised;
+	 * then they are handed to the parser as carried bytes */
+	__u8 infer_buf[16];
 	__u64 created_ns;
 };
 

@@ -690,6 +690,51 @@ SONDE_INLINE void conn_bind_l7m(struct sonde_conn *c, __u8 proto, int kind, __u8
 		c->m.req_dir = dir == H1_DIR_SEND ? H1_DIR_RECV : H1_DIR_SEND;
 }
 
+/*
+ * Short reads of a new stream (a server reading a header a byte or a few at
+ * a time): gather them in c->infer_buf so inference sees the message's
+ * start. Returns how many earlier bytes are in front of this run's in
+ * infer_buf (0: infer on the run alone).
+ */
+SONDE_INLINE __u32 infer_gather(struct sonde_conn *c, struct feed_work *w, __u32 n)
+{
+	__u32 prev = c->infer_len, i;
+
+	if (c->dgram || (prev == 0 && n >= sizeof(c->infer_buf))) {
+		c->infer_len = 0;
+		return 0;
+	}
+	if (c->infer_dir != w->dir || prev >= sizeof(c->infer_buf))
+		prev = 0;
+	c->infer_dir = w->dir;
+	/* as much of this run as fits: inference needs only a message's start */
+	/* position k of the buffer takes run byte k - prev when that is in the
+	 * run: computed without a branch per byte (see l7m.h on why) */
+	for (i = 0; i < sizeof(c->infer_buf); i++) {
+		__u64 m = -(l7m_lt(i, (__u64)prev + n) & (1 - l7m_lt(i, prev)));
+		__u64 b = w->win[(i - prev) & (H1_WINDOW - 1)];
+
+		c->infer_buf[i] = (__u8)((b & m) | (c->infer_buf[i] & ~m));
+	}
+	c->infer_len = prev + n < sizeof(c->infer_buf) ? prev + n : sizeof(c->infer_buf);
+	return prev;
+}
+
+/* A protocol was recognised on gathered bytes: the ones of earlier syscalls
+ * go to the parser's stream as carried bytes, in front of this run. */
+SONDE_INLINE void infer_hand_over(struct sonde_conn *c, __u8 dir, __u32 prev)
+{
+	struct l7m_stream *st = l7m_stream_for(&c->m, dir);
+	__u32 i;
+
+	for (i = 0; i < L7M_CARRY; i++)
+		st->carry[i] = i + prev >= L7M_CARRY
+				       ? c->infer_buf[(i + prev - L7M_CARRY) & (L7M_CARRY - 1)]
+				       : 0;
+	st->carry_len = prev;
+	c->infer_len = 0;
+}
+
 /* The protocol a --proto-port hint gives the connection's ports, or UNKNOWN. */
 SONDE_INLINE __u8 conn_port_hint(const struct sonde_conn *c)
 {
@@ -755,7 +800,18 @@ SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
 	w->cur.wlen = n;
 	w->cur.wpos = 0;
 	if (c->proto == SONDE_PROTO_UNKNOWN) {
-		proto = infer_conn(c, w->win, n, (__u32)w->cur.len, &kind);
+		__u32 prev = infer_gather(c, w, n);
+
+		if (prev) {
+			/* inference reads a window-sized buffer: the engine's is free now */
+			__u32 i;
+
+			for (i = 0; i < sizeof(c->infer_buf); i++)
+				w->mwin[i] = c->infer_buf[i];
+			proto = infer_conn(c, w->mwin, c->infer_len, c->infer_len, &kind);
+		} else {
+			proto = infer_conn(c, w->win, n, (__u32)w->cur.len, &kind);
+		}
 		if (proto == SONDE_PROTO_UNKNOWN) {
 			if (++c->infer_tries >= INFER_MAX_TRIES)
 				c->proto = SONDE_PROTO_NONE;
@@ -763,6 +819,8 @@ SONDE_INLINE int feed_start_run(struct feed_ctx *fc, struct feed_work *w)
 		}
 		if (proto != SONDE_PROTO_HTTP1) {
 			conn_bind_l7m(c, proto, kind, w->dir);
+			if (prev)
+				infer_hand_over(c, w->dir, prev);
 			return 0;
 		}
 		/* HTTP/1: the byte machine binds the request direction itself */

@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_pkgs=(make gcc clang libbpf-dev bpftool libelf-dev zlib1g-dev nanopb libnanopb-dev
             protobuf-compiler pkg-config)
-test_pkgs=(nginx-light redis-server dnsmasq-base bind9-dnsutils curl python3 libclang-rt-14-dev iproute2 procps
+test_pkgs=(nginx-light redis-server dnsmasq-base bind9-dnsutils mosquitto mosquitto-clients curl python3 libclang-rt-14-dev iproute2 procps
            qemu-system-x86 busybox-static cpio xz-utils zstd prometheus)
 # flows tier: offloads off on the veth pair, loss made with nftables
 test_pkgs+=(ethtool nftables)

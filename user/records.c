@@ -85,6 +85,18 @@ const char *l7_op_name(uint8_t proto, uint8_t op)
 		return mysql_op_name(op);
 	if (proto == SONDE_PROTO_DNS)
 		return dns_qtype_name(op);
+	if (proto == SONDE_PROTO_MQTT) {
+		/* MQTT control packet types that start a transaction */
+		switch (op) {
+		case 1: return "CONNECT";
+		case 3: return "PUBLISH";
+		case 6: return "PUBREL";
+		case 8: return "SUBSCRIBE";
+		case 10: return "UNSUBSCRIBE";
+		case 12: return "PINGREQ";
+		}
+		return "";
+	}
 	/* Redis: the command is the record's text, not a code */
 	return "";
 }
