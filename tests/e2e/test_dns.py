@@ -62,6 +62,7 @@ def run(binary, only):
         return [("dns_setup", "dig is not installed (scripts/deps.sh installs bind9-dnsutils)")]
     results = []
     answers = {}
+    tcp_status = None
     with tempfile.TemporaryDirectory(prefix="sonde-e2e-dns-") as wd:
         os.chmod(wd, 0o755)
         server = start_dnsmasq(wd)
@@ -71,6 +72,10 @@ def run(binary, only):
             check(out.strip() == "10.1.2.3", f"dig answered {out!r}")
             out = dig("missing.sonde.test")
             check("NXDOMAIN" in out, f"dig NXDOMAIN: {out!r}")
+            # over TCP dig writes the length and the message as two iovecs of one writev
+            out = dig("+tcp", "a.sonde.test", "MX")
+            check("status: " in out, f"dig +tcp: {out!r}")
+            tcp_status = out.split("status: ")[1].split(",")[0]
             # concurrent queries on one unconnected socket, answered out of order or not
             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             # four: the requests sonde tracks per socket at once
@@ -114,7 +119,7 @@ def run(binary, only):
     def dig_udp():
         for role in ("client", "server"):
             recs = [r for r in by(role) if r["resource"] in ("a.sonde.test", "missing.sonde.test")
-                    and r["family"] == "ipv4" and r["sport"] in dig_ports]
+                    and r["family"] == "ipv4" and r["sport"] in dig_ports and r["command"] != "MX"]
             got = sorted((r["resource"], r["command"], r["detail"], r["error"]) for r in recs)
             want = [("a.sonde.test", "A", "NOERROR", False),
                     ("missing.sonde.test", "A", "NXDOMAIN", True)]
@@ -143,6 +148,10 @@ def run(binary, only):
         check(sorted(r["role"] for r in recs) == ["client", "server"], f"connected UDP {recs}")
 
     def tcp():
+        mx = [r for r in dns if r["command"] == "MX" and r["resource"] == "a.sonde.test"]
+        check(sorted(r["role"] for r in mx) == ["client", "server"] and
+              all(r["detail"] == tcp_status for r in mx),
+              f"dig +tcp MX ({tcp_status}) records: {mx}")
         for txid, rc in ((0x7001, "NOERROR"), (0x7002, "NXDOMAIN")):
             recs = [r for r in dns if r["txid"] == txid]
             check(sorted(r["role"] for r in recs) == ["client", "server"] and
