@@ -1231,12 +1231,23 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 	return 0;
 }
 
-#define DATA_PROBES(name, kind, dir)                                                  \
+/*
+ * The enter/exit probe pair of a data syscall. name_arg: the argument holding
+ * a datagram's peer address (sendto, recvfrom), or -1; peek_arg: the flags
+ * argument, whose MSG_PEEK means the bytes will be read again (not parsed),
+ * or -1. Both are constants: the unused branches compile away.
+ */
+#define DATA_PROBES_ARGS(name, kind, dir, name_arg, peek_arg)                          \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
 	int tp_enter_##name(struct sys_enter_ctx *ctx)                                \
 	{                                                                             \
+		if ((peek_arg) >= 0 &&                                                \
+		    (ctx->args[(peek_arg) < 0 ? 0 : (peek_arg)] & MSG_PEEK))           \
+			return 0;                                                     \
 		return data_enter(ctx->args[0], ctx->args[1],                         \
-				  kind == IO_IOV ? ctx->args[2] : 0, kind, dir, 0);   \
+				  kind == IO_IOV ? ctx->args[2] : 0, kind, dir,       \
+				  (name_arg) >= 0 ? ctx->args[(name_arg) < 0 ? 0 : (name_arg)] \
+						  : 0);                               \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int tp_exit_##name(struct sys_exit_ctx *ctx)                                  \
@@ -1244,70 +1255,22 @@ SONDE_INLINE int data_exit(void *ctx, __s64 ret)
 		return data_exit(ctx, ctx->ret);                                      \
 	}
 
+#define DATA_PROBES(name, kind, dir) DATA_PROBES_ARGS(name, kind, dir, -1, -1)
+
 DATA_PROBES(read, IO_BUF, H1_DIR_RECV)
 DATA_PROBES(write, IO_BUF, H1_DIR_SEND)
 DATA_PROBES(readv, IO_IOV, H1_DIR_RECV)
 DATA_PROBES(writev, IO_IOV, H1_DIR_SEND)
 DATA_PROBES(sendmsg, IO_MSG, H1_DIR_SEND)
 DATA_PROBES(sendmmsg, IO_MMSG, H1_DIR_SEND)
-
-/* sendto(fd, buf, len, flags, addr, addrlen): the address names a datagram's peer. */
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int tp_enter_sendto(struct sys_enter_ctx *ctx)
-{
-	return data_enter(ctx->args[0], ctx->args[1], 0, IO_BUF, H1_DIR_SEND, ctx->args[4]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int tp_exit_sendto(struct sys_exit_ctx *ctx)
-{
-	return data_exit(ctx, ctx->ret);
-}
-
+/* sendto(fd, buf, len, flags, addr, addrlen) */
+DATA_PROBES_ARGS(sendto, IO_BUF, H1_DIR_SEND, 4, -1)
+/* recvfrom(fd, buf, len, flags, addr, addrlen) */
+DATA_PROBES_ARGS(recvfrom, IO_BUF, H1_DIR_RECV, 4, 3)
+/* recvmsg(fd, msg, flags): the peer is in the msghdr */
+DATA_PROBES_ARGS(recvmsg, IO_MSG, H1_DIR_RECV, -1, 2)
 /* recvmmsg(fd, msgvec, vlen, flags, timeout) */
-SEC("tracepoint/syscalls/sys_enter_recvmmsg")
-int tp_enter_recvmmsg(struct sys_enter_ctx *ctx)
-{
-	if (ctx->args[3] & MSG_PEEK)
-		return 0;
-	return data_enter(ctx->args[0], ctx->args[1], 0, IO_MMSG, H1_DIR_RECV, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvmmsg")
-int tp_exit_recvmmsg(struct sys_exit_ctx *ctx)
-{
-	return data_exit(ctx, ctx->ret);
-}
-
-/* recvfrom(fd, buf, len, flags, ...) and recvmsg(fd, msg, flags): peeked
- * bytes will be read again, so MSG_PEEK calls are not parsed. */
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tp_enter_recvfrom(struct sys_enter_ctx *ctx)
-{
-	if (ctx->args[3] & MSG_PEEK)
-		return 0;
-	return data_enter(ctx->args[0], ctx->args[1], 0, IO_BUF, H1_DIR_RECV, ctx->args[4]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int tp_exit_recvfrom(struct sys_exit_ctx *ctx)
-{
-	return data_exit(ctx, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tp_enter_recvmsg(struct sys_enter_ctx *ctx)
-{
-	if (ctx->args[2] & MSG_PEEK)
-		return 0;
-	return data_enter(ctx->args[0], ctx->args[1], 0, IO_MSG, H1_DIR_RECV, 0);
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int tp_exit_recvmsg(struct sys_exit_ctx *ctx)
-{
-	return data_exit(ctx, ctx->ret);
-}
+DATA_PROBES_ARGS(recvmmsg, IO_MMSG, H1_DIR_RECV, -1, 3)
 
 /* ---- lifecycle probes -------------------------------------------------- */
 

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from run import Failure, Sonde, check
+from run import Failure, Sonde, check, wait_port
 
 PORT = 34053
 
@@ -30,14 +30,12 @@ def start_dnsmasq(wd):
                              "--address=/six.sonde.test/fd00::6",
                              f"--pid-file={pid}", "--log-facility=-", "--user=root"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise Failure("dnsmasq did not start")
+    try:
+        wait_port(PORT, proc, "dnsmasq")
+    except Failure:
+        proc.kill()
+        raise
+    return proc
 
 
 def query(txid, name, qtype=1):

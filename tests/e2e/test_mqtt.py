@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from run import Failure, Sonde, check
+from run import Failure, Sonde, check, wait_port
 
 PORT = 34883
 
@@ -27,14 +27,12 @@ def start_broker(wd):
         f.write(f"listener {PORT} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     proc = subprocess.Popen([binary, "-c", conf], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise Failure("mosquitto did not start")
+    try:
+        wait_port(PORT, proc, "mosquitto")
+    except Failure:
+        proc.kill()
+        raise
+    return proc
 
 
 def pub(topic, msg, qos, version="mqttv311"):

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from run import Failure, Sonde, check
+from run import Failure, Sonde, check, wait_port
 
 PORT = 34379
 
@@ -25,14 +25,12 @@ def start_redis(wd):
                              "--unixsocket", sock, "--unixsocketperm", "777",
                              "--save", "", "--appendonly", "no", "--dir", wd],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
-            return proc, sock
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise Failure("redis-server did not start")
+    try:
+        wait_port(PORT, proc, "redis-server")
+    except Failure:
+        proc.kill()
+        raise
+    return proc, sock
 
 
 def cli(*args, sock=None):

@@ -16,7 +16,8 @@
 #                stand-in (no sonde: the peers only)
 #   sonde_n      requests on the one keep-alive connection (50)
 #   sonde_port   server port (8080)
-#   sonde_ready  seconds to wait for sonde's "ready" line (60)
+#   sonde_ready  seconds to wait for sonde's "ready" line (150: verifying the
+#                message-engine programs under TCG takes a minute on 5.10)
 #   sonde_args   extra arguments for sonde run, ',' standing for ' '
 # Whatever sonde wrote (stdout, stderr, verifier logs) goes to the host as a
 # tar stream on the second serial port (ttyS1) when the host gave one.
@@ -25,7 +26,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mode=${sonde_mode:-ringbuf}
 n=${sonde_n:-50}
 port=${sonde_port:-8080}
-ready_wait=${sonde_ready:-60}
+ready_wait=${sonde_ready:-150}
 extra=$(echo "${sonde_args:-}" | tr ',' ' ')
 
 mount -t proc proc /proc

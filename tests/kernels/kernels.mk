@@ -10,7 +10,7 @@
 #   make kernels-btf                regenerate btf/<release>.btf for every listed kernel
 #   make kernels-features           what the BPF objects ask of the kernel, with the first kernel of each
 # Knobs (environment or make variables): KERNELS="5.10 6.1", MODES="ringbuf perfbuf nobtf btfdir",
-# ACCEL=kvm|tcg|auto, TIMEOUT=90, JOBS, REQUESTS=50, KERNELS_CACHE=/var/cache/sonde-kernels.
+# ACCEL=kvm|tcg|auto, TIMEOUT=240, JOBS, REQUESTS=50, KERNELS_CACHE=/var/cache/sonde-kernels.
 
 KERNELS_OUT   := $(OUTPUT)/kernels
 KERNELS_PEERS := $(KERNELS_OUT)/httpd $(KERNELS_OUT)/httpc

@@ -19,7 +19,7 @@
 #   KERNELS   IDs from tests/kernels/list to run (all)
 #   MODES     modes to run per kernel (ringbuf perfbuf nobtf btfdir)
 #   ACCEL     kvm | tcg | auto (auto: kvm when a probe guest boots with it)
-#   TIMEOUT   seconds before a guest is killed and failed (90)
+#   TIMEOUT   seconds before a guest is killed and failed (240)
 #   JOBS      guests run at once (number of CPUs)
 #   REQUESTS  requests the client makes in each guest (50)
 #   SONDE_ARGS  extra arguments for `sonde run` in every guest
@@ -35,7 +35,7 @@ SONDE=${SONDE:-$OUTPUT/sonde}
 BPFTOOL=${BPFTOOL:-bpftool}
 MODES=${MODES:-ringbuf perfbuf nobtf btfdir}
 ACCEL=${ACCEL:-auto}
-TIMEOUT=${TIMEOUT:-90}
+TIMEOUT=${TIMEOUT:-240}
 JOBS=${JOBS:-$(nproc)}
 REQUESTS=${REQUESTS:-50}
 PORT=${PORT:-8080}
